@@ -1,0 +1,25 @@
+# Two commands for a fresh machine:  `make demo` (install, then pick the bundled demo data)
+# and `make test` (install the test dependencies, then run the tests).
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+# The test set-up pins the CPU build of torch only where no torch is installed yet, so a GPU
+# user's CUDA torch is left alone (an unpinned torch would pull several GB of CUDA packages).
+TORCH_PIN := $(shell $(PYTHON) -c "import torch" >/dev/null 2>&1 || echo "torch==2.13.0")
+
+.PHONY: install demo test test-all bench
+
+install:
+	$(PIP) install -q -e .
+
+demo: install
+	$(PYTHON) -m epick.runtime.demo
+
+test:
+	$(PIP) install -q $(TORCH_PIN) -e ".[dev]"
+	$(PYTHON) -m pytest -q
+
+test-all:
+	$(PYTHON) -m pytest -q -m "slow or not slow"
+
+bench:
+	$(PYTHON) benchmarks/run_all.py

@@ -1,0 +1,1 @@
+"""epick.cuda_kernels"""

@@ -1,0 +1,74 @@
+"""The `epick` command: subcommands are imported only when they run, so `epick --help` is instant
+and `epick pick` never imports torch.
+
+Every subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import EpickError
+
+# name -> (module, one-line help). Order is the order shown in `epick --help`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "pick": ("epick.runtime.commands.pick", "pick particles, vesicles or fibers on micrographs"),
+    "train": ("epick.trainer.cli", "train a model: joint, fine-tune or continual learning"),
+    "export": ("epick.export.cli", "export a model file to ONNX, TensorRT or a torch-GPU artifact"),
+    "eval": ("epick.runtime.commands.evaluate", "compare picks with ground truth (precision, recall, AP, AR)"),
+    "convert": ("epick.runtime.commands.convert", "convert coordinate files between STAR, BOX, CSV and CS"),
+    "simulate": ("epick.simulator.cli", "simulate micrographs with known ground truth"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    lines = "\n".join(f"  {name:<10}{text}" for name, (_, text) in COMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog="epick",
+        description="epick: a continual-learning particle picker for cryo-EM.",
+        epilog=f"commands:\n{lines}\n\nRun `epick COMMAND --help` for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("command", nargs="?", choices=list(COMMANDS), metavar="COMMAND")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `epick` console command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = _top_parser()
+    if not argv or argv[0] not in COMMANDS:
+        args = top.parse_args(argv[:1])
+        if args.version:
+            from importlib.metadata import version
+
+            print(f"epick {version('epick')}")
+            return 0
+        top.print_help()
+        return 0 if not argv else 2
+    name, rest = argv[0], argv[1:]
+    module_name, text = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        extra = {"train": "train", "export": "export"}.get(name)
+        hint = f" Install it with: pip install 'epick[{extra}]'" if extra else ""
+        print(f"epick {name}: a dependency is missing ({exc}).{hint}", file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(prog=f"epick {name}", description=text)
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except EpickError as exc:
+        print(f"epick {name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"epick {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
