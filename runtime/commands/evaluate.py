@@ -1,0 +1,126 @@
+"""`epick eval`: compare picks with ground truth; print a per-micrograph table and write JSON.
+
+Coordinates are read with ``epick.runtime.io.coordinates.read_picks`` (any supported format) and
+paired with the truth by micrograph name (``Picks.key``). ``--diameter`` and ``--radius`` are in
+original-micrograph pixels.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import CoordinateError, EpickError
+from ..picks import Picks
+
+# suffixes taken from a folder given to --picks / --truth (files named on the command line are
+# read whatever their suffix)
+COORDINATE_SUFFIXES = (".star", ".box", ".csv", ".cs", ".txt", ".thi", ".coord")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `epick eval`."""
+    parser.add_argument("--picks", nargs="+", required=True, metavar="DIR_OR_FILE",
+                        help="coordinate files, or folders of them, to evaluate")
+    parser.add_argument("--truth", nargs="+", required=True, metavar="DIR_OR_FILE",
+                        help="ground-truth coordinate files, or folders of them")
+    parser.add_argument("--diameter", type=float, default=None, metavar="PX",
+                        help="particle box size in original pixels for the IoU >= 0.5 match "
+                             "(default: the diameter written in the truth files)")
+    parser.add_argument("--radius", type=float, default=None, metavar="PX",
+                        help="match by centre distance <= PX instead of box IoU")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT",
+                        help="write the metrics (top level: precision recall f1 ap ar) to this JSON file")
+    parser.add_argument("--quiet", action="store_true", help="print only the total line")
+
+
+def coordinate_files(items: list[str], option: str) -> list[Path]:
+    """Files named in ``items``, with folders expanded to their coordinate files (sorted)."""
+    files: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir()
+                           if p.is_file() and p.suffix.lower() in COORDINATE_SUFFIXES)
+            if not found:
+                raise CoordinateError(path, f"the folder given to {option} holds no coordinate file",
+                                      f"expected files ending in {', '.join(COORDINATE_SUFFIXES)}")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise CoordinateError(path, f"{option}: no such file or folder", "check the path")
+    return files
+
+
+def read_all(files: list[Path], diameter: float | None = None) -> list[Picks]:
+    """Every micrograph's Picks from the given coordinate files."""
+    from ..io.coordinates import read_picks
+
+    out: list[Picks] = []
+    for path in files:
+        out.extend(read_picks(path, diameter=diameter))
+    return out
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_table(result: dict) -> str:
+    """Plain-text table: one row per micrograph, then a total row (pooled P/R/F1, mean AP)."""
+    head = ("micrograph", "truth", "picks", "TP", "FP", "FN", "precision", "recall", "F1", "AP")
+    rows = [head]
+    for r in result["micrographs"]:
+        rows.append((r["micrograph"], str(r["n_truth"]), str(r["n_picks"]), str(r["tp"]), str(r["fp"]),
+                     str(r["fn"]), _fmt(r["precision"]), _fmt(r["recall"]), _fmt(r["f1"]), _fmt(r["ap"])))
+    n_truth = sum(r["n_truth"] for r in result["micrographs"])
+    n_picks = sum(r["n_picks"] for r in result["micrographs"])
+    total = (f"total ({result['n_micrographs']})", str(n_truth), str(n_picks), str(result["tp"]),
+             str(result["fp"]), str(result["fn"]), _fmt(result["precision"]), _fmt(result["recall"]),
+             _fmt(result["f1"]), _fmt(result["ap"]))
+    widths = [max(len(row[i]) for row in rows + [total]) for i in range(len(head))]
+
+    def line(row: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
+    rule = "-" * len(line(head))
+    return "\n".join([line(head), rule, *map(line, rows[1:]), rule, line(total)])
+
+
+def summary_line(result: dict) -> str:
+    """One line with the dataset metrics and how objects were matched."""
+    how = (f"centre distance <= {result['radius']:g} px" if result["radius"] is not None
+           else f"box IoU >= 0.5, diameter {result['diameter']:g} px")
+    return (f"AP {_fmt(result['ap'])}  AR {_fmt(result['ar'])}  precision {_fmt(result['precision'])}  "
+            f"recall {_fmt(result['recall'])}  F1 {_fmt(result['f1'])}  "
+            f"complexity {_fmt(result['complexity'], 2)}  ({result['n_micrographs']} micrographs, {how})")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate the picks against the truth, print the table, write the JSON."""
+    from ..evaluate import evaluate
+    from ..io.atomic import atomic_write
+
+    for name in ("diameter", "radius"):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            raise EpickError(f"--{name} must be a positive number of pixels (got {value:g})")
+    truth = read_all(coordinate_files(args.truth, "--truth"), diameter=args.diameter)
+    picks = read_all(coordinate_files(args.picks, "--picks"), diameter=args.diameter)
+    result = evaluate(picks, truth, args.diameter, radius=args.radius, progress=len(truth) > 50)
+    for side, names in (("picks", result["unpaired_picks"]), ("truth", result["unpaired_truth"])):
+        if names:
+            shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+            print(f"epick eval: warning: {len(names)} micrograph(s) of the {side} have no partner "
+                  f"and were left out: {shown}", file=sys.stderr)
+    if not args.quiet:
+        print(format_table(result))
+    print(summary_line(result))
+    if args.json is not None:
+        with atomic_write(args.json) as handle:
+            json.dump(result, handle, indent=2)
+            handle.write("\n")
+        print(f"wrote {args.json}")
+    return 0
