@@ -1,0 +1,214 @@
+"""TensorRT backend (TensorRT 10 Python API, buffers and stream through cuda-python ``cuda.bindings``).
+
+An engine only runs on the TensorRT version and GPU it was built for. The export step writes a
+sidecar ``<engine>.json`` (TensorRT version, GPU name, compute capability, model hash, model
+metadata); a stale engine is rebuilt from its ONNX source when the builder is installed, else
+refused with the command that rebuilds it. ``tensorrt`` and ``cuda`` are imported only here.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelFileError
+from .base import Backend, check_input_batch
+from .metadata import ArtifactMetadata, read_sidecar
+
+log = logging.getLogger("epick.runtime")
+
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+_MAX_CACHED_SHAPES = 4   # input shapes whose pinned/device buffers stay allocated
+
+
+def tensorrt_available() -> bool:
+    """True when ``tensorrt`` and ``cuda.bindings`` import and a CUDA device is visible."""
+    try:
+        import tensorrt  # noqa: F401
+
+        return current_gpu() is not None
+    except Exception:  # ImportError, or a driver problem surfacing at import
+        return False
+
+
+def _cudart():
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:  # cuda-python < 12.6 layout
+        from cuda import cudart  # type: ignore[no-redef]
+    return cudart
+
+
+def _check(result):
+    """Unpack a cuda-python ``(err, *values)`` tuple, raising on an error code."""
+    cudart = _cudart()
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if err != cudart.cudaError_t.cudaSuccess:
+        raise RuntimeError(f"CUDA runtime error {err}")
+    return values[0] if len(values) == 1 else (values or None)
+
+
+def current_gpu() -> dict | None:
+    """Name and compute capability of CUDA device 0, or None when there is no usable GPU."""
+    try:
+        cudart = _cudart()
+        if _check(cudart.cudaGetDeviceCount()) < 1:
+            return None
+        prop = _check(cudart.cudaGetDeviceProperties(0))
+    except Exception:
+        return None
+    name = prop.name.decode(errors="replace").rstrip("\x00") if isinstance(prop.name, bytes) else str(prop.name)
+    return {"gpu_name": name, "compute_capability": f"{prop.major}.{prop.minor}"}
+
+
+def engine_problem(sidecar: dict | None, trt_version: str, gpu: dict | None) -> str | None:
+    """Why an engine cannot run here (stale TensorRT version or another GPU), or None when it can."""
+    if sidecar is None:
+        return "no sidecar metadata (.engine.json) beside the engine"
+    built = str(sidecar.get("tensorrt_version", sidecar.get("trt_version", "")))
+    if built and built != trt_version:
+        return f"built with TensorRT {built}, this machine has TensorRT {trt_version}"
+    if gpu is None:
+        return "no CUDA GPU is visible"
+    cc = str(sidecar.get("compute_capability", ""))
+    if cc and cc != gpu["compute_capability"]:
+        return (f"built for compute capability {cc} ({sidecar.get('gpu_name', '?')}), "
+                f"this GPU is {gpu['gpu_name']} ({gpu['compute_capability']})")
+    name = sidecar.get("gpu_name")
+    if name and name != gpu["gpu_name"]:
+        return f"built on {name}, this GPU is {gpu['gpu_name']}"
+    return None
+
+
+def _rebuild(engine: Path, sidecar: dict | None) -> bool:
+    """Rebuild a stale engine from its ONNX source with the export step's builder; True on success."""
+    onnx_path = Path(str((sidecar or {}).get("onnx", engine.with_suffix(".onnx"))))
+    if not onnx_path.is_absolute():
+        onnx_path = engine.parent / onnx_path
+    try:
+        from epick.export import tensorrt_build
+    except ImportError:
+        return False
+    if not onnx_path.is_file() or not hasattr(tensorrt_build, "build_engine"):
+        return False
+    log.warning("rebuilding stale TensorRT engine %s from %s", engine, onnx_path)
+    tensorrt_build.build_engine(onnx_path, engine)
+    return True
+
+
+class _Buffer:
+    """One pinned host array and one device allocation of the same size."""
+
+    def __init__(self, nbytes: int, dtype: np.dtype):
+        cudart = _cudart()
+        self.nbytes = max(int(nbytes), 1)
+        self.host_ptr = _check(cudart.cudaMallocHost(self.nbytes))
+        self.device_ptr = _check(cudart.cudaMalloc(self.nbytes))
+        raw = (ctypes.c_byte * self.nbytes).from_address(int(self.host_ptr))
+        self.host = np.frombuffer(raw, dtype=dtype)
+
+    def free(self) -> None:
+        cudart = _cudart()
+        cudart.cudaFree(self.device_ptr)
+        cudart.cudaFreeHost(self.host_ptr)
+
+
+class TensorRTBackend(Backend):
+    """Runs a serialized TensorRT engine. Not thread-safe: one execution context, one stream.
+
+    Input batches larger than the engine profile's maximum batch are split; host buffers are pinned
+    and reused per input shape, so steady-state picking allocates nothing.
+    """
+
+    thread_safe = False
+
+    def __init__(self, path: str | Path, *, rebuild: bool = True):
+        import tensorrt as trt
+
+        path = Path(path)
+        if not path.is_file():
+            raise ModelFileError(path, "TensorRT engine not found", "check the --model path")
+        sidecar = read_sidecar(path)
+        problem = engine_problem(sidecar, trt.__version__, current_gpu())
+        if problem and rebuild and sidecar is not None and _rebuild(path, sidecar):
+            sidecar = read_sidecar(path)
+            problem = engine_problem(sidecar, trt.__version__, current_gpu())
+        if problem:
+            raise ModelFileError(path, f"this TensorRT engine cannot run here: {problem}",
+                                 "rebuild it on this machine: epick export MODEL --tensorrt OUT.engine "
+                                 "(or pick with the ONNX file: --model MODEL.onnx)")
+        inner = sidecar.get("epick", sidecar)
+        super().__init__(path, ArtifactMetadata.from_dict(inner, path))
+        self.name = "tensorrt"
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self.engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
+        if self.engine is None:
+            raise ModelFileError(path, "TensorRT could not deserialize this engine (damaged, or built elsewhere)",
+                                 "rebuild it: epick export MODEL --tensorrt OUT.engine")
+        self.context = self.engine.create_execution_context()
+        self.stream = _check(_cudart().cudaStreamCreate())
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
+        self.input_name = next(n for n in names if is_input[n])
+        self.output_names = [n for n in names if not is_input[n]]
+        self.dtypes = {n: np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))) for n in names}
+        _, _, max_shape = self.engine.get_tensor_profile_shape(self.input_name, 0)
+        self.max_batch = int(max_shape[0])
+        self._buffers: dict[tuple, dict[str, _Buffer]] = {}
+        self._shapes: dict[tuple, dict[str, tuple]] = {}
+
+    def _buffers_for(self, shape: tuple) -> dict[str, _Buffer]:
+        if shape not in self._buffers:
+            while len(self._buffers) >= _MAX_CACHED_SHAPES:   # keep device memory bounded
+                old = next(iter(self._buffers))
+                for buf in self._buffers.pop(old).values():
+                    buf.free()
+                self._shapes.pop(old, None)
+            self.context.set_input_shape(self.input_name, shape)
+            shapes = {self.input_name: shape}
+            for name in self.output_names:
+                shapes[name] = tuple(self.context.get_tensor_shape(name))
+            self._buffers[shape] = {n: _Buffer(int(np.prod(s)) * self.dtypes[n].itemsize, self.dtypes[n])
+                                    for n, s in shapes.items()}
+            self._shapes[shape] = shapes
+        return self._buffers[shape]
+
+    def _run_chunk(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        cudart = _cudart()
+        shape = tuple(images.shape)
+        buffers = self._buffers_for(shape)
+        shapes = self._shapes[shape]
+        self.context.set_input_shape(self.input_name, shape)
+        inp = buffers[self.input_name]
+        inp.host[: images.size] = images.astype(self.dtypes[self.input_name], copy=False).reshape(-1)
+        h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        _check(cudart.cudaMemcpyAsync(inp.device_ptr, inp.host_ptr, inp.nbytes, h2d, self.stream))
+        for name, buf in buffers.items():
+            self.context.set_tensor_address(name, int(buf.device_ptr))
+        if not self.context.execute_async_v3(int(self.stream)):
+            raise RuntimeError(f"{self.path}: TensorRT execution failed for input shape {shape}")
+        for name in self.output_names:
+            buf = buffers[name]
+            _check(cudart.cudaMemcpyAsync(buf.host_ptr, buf.device_ptr, buf.nbytes, d2h, self.stream))
+        _check(cudart.cudaStreamSynchronize(self.stream))
+        return {name: buffers[name].host[: int(np.prod(shapes[name]))].reshape(shapes[name]).astype(np.float32)
+                for name in self.output_names}
+
+    def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the engine on a float32 [N, 1, H, W] batch, in chunks of at most ``max_batch``."""
+        images = check_input_batch(images, self.path)
+        parts = [self._run_chunk(images[i: i + self.max_batch]) for i in range(0, len(images), self.max_batch)]
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    def close(self) -> None:
+        """Free pinned host buffers, device buffers and the stream."""
+        for buffers in self._buffers.values():
+            for buf in buffers.values():
+                buf.free()
+        self._buffers.clear()
+        if getattr(self, "stream", None) is not None:
+            _cudart().cudaStreamDestroy(self.stream)
+            self.stream = None

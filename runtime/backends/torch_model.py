@@ -1,0 +1,52 @@
+"""Model-file backend: a trainer ``.epick`` model run by torch on CUDA (when available) or CPU.
+
+For development and checks; the lean path is an exported artifact. torch and the trainer's loader
+are imported only when this backend is asked for.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelFileError
+from .base import Backend, check_input_batch, outputs_by_name
+from .metadata import ArtifactMetadata
+
+MODEL_SUFFIXES = (".epick",)
+
+
+class TorchModelBackend(Backend):
+    """Runs ``epick.trainer.modelfile.load_model(path)``'s module in eval mode; not thread-safe."""
+
+    thread_safe = False
+
+    def __init__(self, path: str | Path, device: str = "auto"):
+        try:
+            import torch
+            from epick.trainer.modelfile import load_model
+        except ImportError as exc:
+            raise ModelFileError(path, f"a model file needs torch and the trainer ({exc})",
+                                 "pip install 'epick[train]', or export it: epick export MODEL --onnx M.onnx") from exc
+        module, meta = load_model(path)
+        super().__init__(path, ArtifactMetadata.from_dict(dict(meta), path))
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.module = module.to(self.device).eval()
+        self.name = f"torch-{self.device.type}"
+
+    def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the module on a float32 [N, 1, H, W] batch."""
+        import torch
+
+        images = check_input_batch(images, self.path)
+        with torch.inference_mode():
+            out = self.module(torch.from_numpy(images).to(self.device))
+        if isinstance(out, dict):
+            return outputs_by_name({k: v.float().cpu().numpy() for k, v in out.items() if v is not None})
+        return outputs_by_name([v.float().cpu().numpy() for v in out if v is not None])
+
+    def close(self) -> None:
+        """Drop the module."""
+        self.module = None
