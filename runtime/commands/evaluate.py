@@ -17,6 +17,9 @@ from ..picks import Picks
 # suffixes taken from a folder given to --picks / --truth (files named on the command line are
 # read whatever their suffix)
 COORDINATE_SUFFIXES = (".star", ".box", ".csv", ".cs", ".txt", ".thi", ".coord")
+# RELION's job-level index lists the per-micrograph files beside it: reading both would give every
+# micrograph twice, so inside a folder the index is skipped (name it explicitly to read through it)
+INDEX_NAMES = ("autopick.star",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +45,8 @@ def coordinate_files(items: list[str], option: str) -> list[Path]:
         path = Path(item)
         if path.is_dir():
             found = sorted(p for p in path.iterdir()
-                           if p.is_file() and p.suffix.lower() in COORDINATE_SUFFIXES)
+                           if p.is_file() and p.suffix.lower() in COORDINATE_SUFFIXES
+                           and p.name not in INDEX_NAMES)
             if not found:
                 raise CoordinateError(path, f"the folder given to {option} holds no coordinate file",
                                       f"expected files ending in {', '.join(COORDINATE_SUFFIXES)}")
