@@ -1,0 +1,69 @@
+"""The detector: output contract, narrow variant, bilinear upsampling init, ONNX export."""
+import numpy as np
+import pytest
+import torch
+
+from epick.trainer.network import NetworkConfig, bilinear_upsampler, build_detector
+
+
+def test_full_dla34_shapes_and_size():
+    torch.manual_seed(0)
+    net = build_detector(NetworkConfig()).eval()
+    n_params = sum(p.numel() for p in net.parameters())
+    assert 15e6 < n_params < 25e6  # DLA-34 + neck + 2 heads (CenterNet: ~20M with 3 heads)
+    with torch.no_grad():
+        heat, off = net(torch.rand(1, 1, 64, 96))
+    assert heat.shape == (1, 1, 16, 24) and off.shape == (1, 2, 16, 24)
+    assert net.output_names == ("heatmap", "offset")
+
+
+def test_narrow_variant_with_size_head():
+    torch.manual_seed(0)
+    net = build_detector(NetworkConfig.narrow(with_size=True)).eval()
+    assert sum(p.numel() for p in net.parameters()) < 2e6
+    x = torch.rand(2, 1, 128, 64)
+    with torch.no_grad():
+        out = net(x)
+        feats = net.forward_features(x)
+    assert [tuple(o.shape) for o in out] == [(2, 1, 32, 16), (2, 2, 32, 16), (2, 2, 32, 16)]
+    assert feats.shape == (2, net.config.feature_channels, 32, 16)
+    assert net.output_names == ("heatmap", "offset", "size")
+    # heatmap prior: bias -2.19 of the last conv, sigmoid ~ 0.1
+    assert net.heatmap[-1].bias.item() == pytest.approx(-2.19)
+
+
+def test_config_round_trip():
+    cfg = NetworkConfig.narrow(True)
+    assert NetworkConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.channels == (4, 8, 16, 32, 64, 128)
+
+
+def test_bilinear_upsampler_matches_bilinear_interpolation_inside():
+    up = bilinear_upsampler(1, 2)
+    x = torch.arange(16, dtype=torch.float32).reshape(1, 1, 4, 4)  # a linear ramp
+    with torch.no_grad():
+        y = up(x)
+    ref = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    assert y.shape == ref.shape == (1, 1, 8, 8)
+    assert torch.allclose(y[..., 1:-1, 1:-1], ref[..., 1:-1, 1:-1], atol=1e-5)
+
+
+def test_onnx_export_standard_ops_matches_torch(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    net = build_detector(NetworkConfig.narrow(with_size=True)).eval()
+    x = torch.rand(1, 1, 64, 64)
+    path = tmp_path / "net.onnx"
+    torch.onnx.export(net, (x,), str(path), input_names=["image"], output_names=list(net.output_names),
+                      opset_version=17, dynamo=False)
+    model = onnx.load(str(path))
+    ops = {n.op_type for n in model.graph.node}
+    assert ops <= {"Conv", "ConvTranspose", "Relu", "Add", "Concat", "MaxPool", "BatchNormalization", "Identity"}
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"image": x.numpy()})
+    with torch.no_grad():
+        want = net(x)
+    assert [o.name for o in sess.get_outputs()] == ["heatmap", "offset", "size"]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w.numpy(), atol=1e-4)

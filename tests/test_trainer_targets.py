@@ -1,0 +1,60 @@
+"""Targets use the runtime's stride-4 geometry; augmentation moves centres with the pixels."""
+import numpy as np
+import pytest
+
+from epick.runtime.peaks import find_peaks
+from epick.trainer.augment import augment, flip_rotate, random_crop, Augmented
+from epick.trainer.targets import gaussian_radius, make_targets
+
+
+def test_targets_decode_back_to_the_centres_with_the_runtime_decoder():
+    pts = np.array([[10.3, 21.7], [40.0, 8.9], [63.4, 63.4]])
+    t = make_targets(pts, (64, 128), diameter=20.0)
+    assert t.heatmap.shape == (1, 16, 32) and t.offset.shape == (2, 16, 32)
+    assert t.mask.sum() == 3
+    # cell of u = 10.3: floor((10.3 + .5) / 4) = 2, offset .7; of y = 21.7: floor(22.2 / 4) = 5, .55
+    assert t.heatmap[0, 5, 2] == 1.0
+    assert t.offset[:, 5, 2] == pytest.approx([0.7, 0.55], abs=1e-6)
+    logits = np.where(t.heatmap[0] == 1.0, 5.0, -5.0).astype(np.float32)
+    peaks = find_peaks(logits, t.offset, threshold=0.5, top_k=10)
+    got = sorted(zip(np.round(peaks.x, 4), np.round(peaks.y, 4)))
+    assert got == sorted(zip(np.round(pts[:, 0], 4), np.round(pts[:, 1], 4)))
+
+
+def test_gaussian_splat_radius_grows_with_diameter_and_is_max_merged():
+    assert gaussian_radius(2) == 1
+    assert gaussian_radius(50) == 4  # 50 * (1 - sqrt(1.4 / 1.7)) = 4.6
+    t = make_targets(np.array([[30.0, 30.0], [38.0, 30.0]]), (64, 64), diameter=100.0)
+    row = t.heatmap[0, 7]
+    assert row[7] == 1.0 and row[9] == 1.0 and 0 < row[8] < 1.0
+    assert t.heatmap.min() == 0.0
+
+
+def test_size_targets_and_points_outside_are_skipped():
+    t = make_targets(np.array([[5.0, 5.0], [-20.0, 3.0]]), (32, 32), 8.0, sizes=np.array([[7.0, 9.0], [1, 1]]))
+    assert t.mask.sum() == 1
+    assert t.size[:, 1, 1] == pytest.approx([7.0, 9.0])
+
+
+@pytest.mark.parametrize("hflip,vflip,turns", [(True, False, 0), (False, True, 1), (True, True, 3), (False, False, 2)])
+def test_flip_rotate_moves_points_with_pixels(hflip, vflip, turns):
+    rng = np.random.default_rng(1)
+    img = np.zeros((24, 24), dtype=np.uint8)
+    pts = rng.integers(0, 24, size=(5, 2)).astype(float)
+    img[pts[:, 1].astype(int), pts[:, 0].astype(int)] = 255
+    out = flip_rotate(Augmented(img, pts, np.tile([[1.0, 2.0]], (5, 1))), hflip, vflip, turns)
+    xi, yi = np.round(out.points[:, 0]).astype(int), np.round(out.points[:, 1]).astype(int)
+    assert np.all(out.image[yi, xi] == 255) and out.image.sum() == img.sum()
+    assert np.all(out.sizes == ([2.0, 1.0] if turns % 2 else [1.0, 2.0]))
+
+
+def test_random_crop_keeps_points_inside_and_pads_small_images():
+    rng = np.random.default_rng(0)
+    img = (np.arange(40 * 50) % 251).astype(np.uint8).reshape(40, 50)
+    pts = np.array([[3.0, 4.0], [45.0, 35.0], [25.0, 20.0]])
+    for _ in range(20):
+        a = random_crop(img, pts, None, (32, 32), rng)
+        assert a.image.shape == (32, 32)
+        assert np.all((a.points >= -0.5) & (a.points < 31.5))
+    a = augment(img, pts, None, (64, 64), rng)  # larger than the image: zero padding
+    assert a.image.shape == (64, 64) and len(a.points) == 3

@@ -1,0 +1,69 @@
+"""Data augmentation on preprocessed 8-bit images and their object centres (network pixels).
+
+Random crop, random horizontal / vertical flips and random 90-degree rotations. Positions follow
+the centre-of-pixel convention (ARCHITECTURE.md): a flip maps x to W - 1 - x; ``np.rot90`` by one
+quarter turn maps (x, y) to (y, W - 1 - x). Sizes (x then y) swap on quarter turns.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Augmented:
+    """One augmented crop: image uint8 [H, W], centres [n, 2] (x, y) and sizes [n, 2] or None."""
+
+    image: np.ndarray
+    points: np.ndarray
+    sizes: np.ndarray | None
+
+
+def random_crop(image: np.ndarray, points: np.ndarray, sizes: np.ndarray | None,
+                crop: tuple[int, int], rng: np.random.Generator) -> Augmented:
+    """A random ``crop`` (H, W) window; images smaller than the window are zero-padded bottom/right.
+
+    Centres outside the window are dropped; the rest shift with the window origin.
+    """
+    ch, cw = crop
+    H, W = image.shape
+    if H < ch or W < cw:
+        padded = np.zeros((max(H, ch), max(W, cw)), dtype=image.dtype)
+        padded[:H, :W] = image
+        image, (H, W) = padded, padded.shape
+    y0 = int(rng.integers(0, H - ch + 1))
+    x0 = int(rng.integers(0, W - cw + 1))
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2) - (x0, y0)
+    keep = (pts[:, 0] >= -0.5) & (pts[:, 0] < cw - 0.5) & (pts[:, 1] >= -0.5) & (pts[:, 1] < ch - 0.5)
+    return Augmented(image[y0:y0 + ch, x0:x0 + cw].copy(), pts[keep],
+                     None if sizes is None else np.asarray(sizes)[keep])
+
+
+def flip_rotate(aug: Augmented, hflip: bool, vflip: bool, quarter_turns: int) -> Augmented:
+    """Apply a horizontal flip, a vertical flip, then ``quarter_turns`` np.rot90 turns (CCW)."""
+    img, pts = aug.image, aug.points.copy()
+    sizes = None if aug.sizes is None else aug.sizes.copy()
+    if hflip:
+        img = img[:, ::-1]
+        pts[:, 0] = img.shape[1] - 1 - pts[:, 0]
+    if vflip:
+        img = img[::-1, :]
+        pts[:, 1] = img.shape[0] - 1 - pts[:, 1]
+    for _ in range(quarter_turns % 4):
+        width = img.shape[1]
+        img = np.rot90(img)
+        pts = np.stack([pts[:, 1], width - 1 - pts[:, 0]], axis=1)
+        if sizes is not None:
+            sizes = sizes[:, ::-1]
+    return Augmented(np.ascontiguousarray(img), pts, sizes)
+
+
+def augment(image: np.ndarray, points: np.ndarray, sizes: np.ndarray | None, crop: tuple[int, int],
+            rng: np.random.Generator, *, flips: bool = True, rotations: bool = True) -> Augmented:
+    """Random crop, then random flips and (square crops only) random quarter turns."""
+    aug = random_crop(image, points, sizes, crop, rng)
+    hflip = bool(flips and rng.random() < 0.5)
+    vflip = bool(flips and rng.random() < 0.5)
+    turns = int(rng.integers(0, 4)) if rotations and crop[0] == crop[1] else 0
+    return flip_rotate(aug, hflip, vflip, turns)

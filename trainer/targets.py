@@ -1,0 +1,90 @@
+"""Training targets: Gaussian centre heatmaps, offset and size maps at output stride 4.
+
+Positions come in network-image pixels (centre-of-pixel convention, see ARCHITECTURE.md) and go
+through ``epick.runtime.peaks.network_to_heatmap``, the one implementation of the stride-4
+geometry: a centre at pixel ``u`` lies in heatmap cell ``floor((u + 0.5) / 4)`` and its offset
+target is the fractional part. Targets are dense maps so that batches stack without padding.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from epick.runtime.peaks import STRIDE, network_to_heatmap
+
+MIN_OVERLAP = 0.7  # IoU a box shifted by the Gaussian radius keeps with the true box (CenterNet)
+MIN_RADIUS = 1  # heatmap cells: even tiny particles get a 3x3 splat, so neighbours are not hard negatives
+
+
+@dataclass
+class Targets:
+    """Dense targets for one image of heatmap size (h, w) = (H/4, W/4).
+
+    - ``heatmap``: float32 [1, h, w], 1 at each centre cell, Gaussian splats around it.
+    - ``offset``: float32 [2, h, w], sub-cell offset (x then y) at centre cells, 0 elsewhere.
+    - ``size``: float32 [2, h, w], object diameter in network pixels (x then y) at centre cells.
+    - ``mask``: float32 [1, h, w], 1 at centre cells (where offset and size are supervised).
+    """
+
+    heatmap: np.ndarray
+    offset: np.ndarray
+    size: np.ndarray
+    mask: np.ndarray
+
+
+def gaussian_radius(diameter_cells: float, min_overlap: float = MIN_OVERLAP) -> int:
+    """Splat radius in heatmap cells: the largest diagonal shift r of a square box of side
+    ``diameter_cells`` whose IoU with the unshifted box stays >= ``min_overlap``, at least MIN_RADIUS.
+
+    IoU of a box of side d shifted by r in x and y: (d-r)^2 / (2 d^2 - (d-r)^2), so
+    r = d * (1 - sqrt(2m / (1 + m))).
+    """
+    r = float(diameter_cells) * (1.0 - np.sqrt(2.0 * min_overlap / (1.0 + min_overlap)))
+    return max(MIN_RADIUS, int(r))
+
+
+def draw_gaussian(heatmap: np.ndarray, col: int, row: int, radius: int) -> None:
+    """Max-merge a Gaussian of sigma (2r+1)/6, peak 1 at (row, col), into ``heatmap`` [h, w] in place."""
+    sigma = (2 * radius + 1) / 6.0
+    d = np.arange(-radius, radius + 1, dtype=np.float64)
+    g = np.exp(-(d[:, None] ** 2 + d[None, :] ** 2) / (2 * sigma * sigma)).astype(np.float32)
+    h, w = heatmap.shape
+    r0, r1 = max(0, row - radius), min(h, row + radius + 1)
+    c0, c1 = max(0, col - radius), min(w, col + radius + 1)
+    if r0 >= r1 or c0 >= c1:
+        return
+    patch = g[r0 - row + radius:r1 - row + radius, c0 - col + radius:c1 - col + radius]
+    np.maximum(heatmap[r0:r1, c0:c1], patch, out=heatmap[r0:r1, c0:c1])
+
+
+def make_targets(points: np.ndarray, image_shape: tuple[int, int], diameter: float,
+                 sizes: np.ndarray | None = None) -> Targets:
+    """Targets for centres ``points`` [n, 2] (x, y network pixels) on an image of ``image_shape``
+    (H, W network pixels, multiples of 4); ``diameter`` (network pixels) sets the splat radius;
+    ``sizes`` [n, 2] (network pixels, x then y) fills the size map when given.
+
+    Centres outside the image are skipped. Two centres in one cell: the later one's offset wins.
+    """
+    H, W = image_shape
+    h, w = H // STRIDE, W // STRIDE
+    heat = np.zeros((h, w), dtype=np.float32)
+    offset = np.zeros((2, h, w), dtype=np.float32)
+    size = np.zeros((2, h, w), dtype=np.float32)
+    mask = np.zeros((h, w), dtype=np.float32)
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    hx, hy = network_to_heatmap(pts[:, 0]), network_to_heatmap(pts[:, 1])
+    cols, rows = np.floor(hx).astype(np.int64), np.floor(hy).astype(np.int64)
+    for i in range(pts.shape[0]):
+        c, r = cols[i], rows[i]
+        if not (0 <= c < w and 0 <= r < h):
+            continue
+        obj_diam = diameter if sizes is None else float(np.mean(sizes[i]))
+        draw_gaussian(heat, int(c), int(r), gaussian_radius(obj_diam / STRIDE))
+        offset[0, r, c] = hx[i] - c
+        offset[1, r, c] = hy[i] - r
+        if sizes is not None:
+            size[:, r, c] = sizes[i]
+        mask[r, c] = 1.0
+    heat[mask > 0] = 1.0  # the exact centre cell is always 1 (focal-loss positive)
+    return Targets(heat[None], offset, size, mask[None])
