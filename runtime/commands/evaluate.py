@@ -11,12 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import CoordinateError, EpickError
+from ..errors import EpickError
 from ..picks import Picks
 
-# suffixes taken from a folder given to --picks / --truth (files named on the command line are
-# read whatever their suffix)
-COORDINATE_SUFFIXES = (".star", ".box", ".csv", ".cs", ".txt", ".thi", ".coord")
 # RELION's job-level index lists the per-micrograph files beside it: reading both would give every
 # micrograph twice, so inside a folder the index is skipped (name it explicitly to read through it)
 INDEX_NAMES = ("autopick.star",)
@@ -38,23 +35,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print only the total line")
 
 
-def coordinate_files(items: list[str], option: str) -> list[Path]:
-    """Files named in ``items``, with folders expanded to their coordinate files (sorted)."""
+def coordinate_files(items: list[str]) -> list[Path]:
+    """Files named in ``items``, with folders expanded to their coordinate files (index files skipped)."""
+    from ..io.coordinates import find_coordinate_files
+
     files: list[Path] = []
     for item in items:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir()
-                           if p.is_file() and p.suffix.lower() in COORDINATE_SUFFIXES
-                           and p.name not in INDEX_NAMES)
-            if not found:
-                raise CoordinateError(path, f"the folder given to {option} holds no coordinate file",
-                                      f"expected files ending in {', '.join(COORDINATE_SUFFIXES)}")
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise CoordinateError(path, f"{option}: no such file or folder", "check the path")
+        found = find_coordinate_files([item])
+        if Path(item).is_dir():
+            found = [p for p in found if p.name not in INDEX_NAMES]
+        files.extend(found)
     return files
 
 
@@ -111,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and not value > 0:
             raise EpickError(f"--{name} must be a positive number of pixels (got {value:g})")
-    truth = read_all(coordinate_files(args.truth, "--truth"), diameter=args.diameter)
-    picks = read_all(coordinate_files(args.picks, "--picks"), diameter=args.diameter)
+    truth = read_all(coordinate_files(args.truth), diameter=args.diameter)
+    picks = read_all(coordinate_files(args.picks), diameter=args.diameter)
     result = evaluate(picks, truth, args.diameter, radius=args.radius, progress=len(truth) > 50)
     for side, names in (("picks", result["unpaired_picks"]), ("truth", result["unpaired_truth"])):
         if names:
