@@ -194,6 +194,11 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, int]:
             series = tif.series[0]
             axes = series.axes
             data = series.asarray()
+            # Pages appended one by one may form several equal series: they are frames too.
+            more = [s for s in tif.series[1:] if s.shape == series.shape and s.axes == axes]
+            if more and "S" not in axes:
+                data = np.stack([data] + [s.asarray() for s in more])
+                axes = "Q" + axes
     except Exception as exc:
         raise MicrographError(path, f"cannot be read as TIFF ({exc})", "the file is truncated or corrupt; export it again") from exc
     if "S" in axes and data.shape[axes.index("S")] in (3, 4):  # RGB(A) samples -> grey
