@@ -8,6 +8,7 @@ particles are picked); ``random``: a few random convolutions (any peaks; for equ
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 
@@ -74,8 +75,10 @@ def make_onnx(path: str | Path, *, kind: str = "blob_detector", object_type: str
     path = Path(path)
     dummy = torch.zeros(1, 1, 64, 64)
     dyn = {"image": {0: "n", 2: "h", 3: "w"}, **{n: {0: "n", 2: "h4", 3: "w4"} for n in names}}
-    torch.onnx.export(module, (dummy,), str(path), input_names=["image"], output_names=names,
-                      dynamic_axes=dyn, opset_version=17, dynamo=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # constant-folding notes of the TorchScript exporter
+        torch.onnx.export(module, (dummy,), str(path), input_names=["image"], output_names=names,
+                          dynamic_axes=dyn, opset_version=17, dynamo=False)
     model = onnx.load(str(path))
     meta = {"object_type": object_type, "stride": 4, "diameter": diameter,
             "preprocess": {"target_width": target_width}, "model_hash": f"test-{kind}-{seed}",
