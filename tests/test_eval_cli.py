@@ -101,3 +101,14 @@ def test_folder_with_relion_index_counts_each_micrograph_once(tmp_path: Path):
     # naming the index reads through it to the same file
     assert run_eval("--picks", job / "autopick.star", "--truth", truth, "--diameter", 50, "--json", out) == 0
     assert json.loads(out.read_text())["recall"] == 0.5
+
+
+def test_unpaired_micrographs_are_left_out_with_a_warning(tmp_path: Path, capsys):
+    _write(tmp_path / "t" / "a.star", "a", [100.0], [100.0])
+    _write(tmp_path / "t" / "b.star", "b", [100.0], [100.0])
+    picks = _write(tmp_path / "p" / "a_autopick.star", "a", [100.0], [100.0])
+    out = tmp_path / "m.json"
+    assert run_eval("--picks", picks, "--truth", tmp_path / "t", "--diameter", 50, "--json", out) == 0
+    assert "1 micrograph(s) of the truth have no partner" in capsys.readouterr().err
+    result = json.loads(out.read_text())
+    assert result["n_micrographs"] == 1 and result["unpaired_truth"] == ["b"]

@@ -87,9 +87,10 @@ def summary_line(result: dict) -> str:
     """One line with the dataset metrics and how objects were matched."""
     how = (f"centre distance <= {result['radius']:g} px" if result["radius"] is not None
            else f"box IoU >= 0.5, diameter {result['diameter']:g} px")
+    n = result["n_micrographs"]
     return (f"AP {_fmt(result['ap'])}  AR {_fmt(result['ar'])}  precision {_fmt(result['precision'])}  "
             f"recall {_fmt(result['recall'])}  F1 {_fmt(result['f1'])}  "
-            f"complexity {_fmt(result['complexity'], 2)}  ({result['n_micrographs']} micrographs, {how})")
+            f"complexity {_fmt(result['complexity'], 2)}  ({n} micrograph{'' if n == 1 else 's'}, {how})")
 
 
 def run(args: argparse.Namespace) -> int:
