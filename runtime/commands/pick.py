@@ -1,0 +1,273 @@
+"""`epick pick`: pick micrographs (or watch a folder) with an exported model, write coordinates.
+
+Outputs in ``--out DIR`` (each written atomically: temporary file, then rename):
+``NAME_autopick.star`` / ``NAME.box`` / ``NAME.csv`` / ``NAME.cs`` per micrograph, RELION's
+job-level ``autopick.star`` index (with star), ``failures.txt`` + ``failures.json`` (name and
+reason per micrograph that could not be picked), ``pick_summary.json``, ``preview/NAME.png``
+(``--preview N``), and ``watch_state.json`` in ``--watch`` mode.
+Exit code: 0 when anything was picked (or nothing was left to do), 1 when every micrograph failed.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import signal
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import CoordinateError, EpickError
+from ..io.atomic import atomic_write
+
+FORMATS = ("star", "box", "cs", "csv")
+_FILE_OF_FORMAT = {"star": "{stem}_autopick.star", "box": "{stem}.box", "cs": "{stem}.cs", "csv": "{stem}.csv"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `epick pick`."""
+    from ..backends import BACKENDS
+
+    parser.add_argument("micrographs", nargs="*", help="micrograph files, folders or glob patterns")
+    parser.add_argument("--model", required=True, help="exported model: .onnx, .engine, .pt2 or a .epick model file")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--format", default="star", help="comma-separated: star,box,cs,csv (default: star)")
+    parser.add_argument("--threshold", type=float, help="score threshold in [0, 1] (default: the model's, else 0.3)")
+    parser.add_argument("--batch", type=int, default=4, help="micrographs per inference call (default 4)")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend (default auto)")
+    parser.add_argument("--object", choices=("particle", "vesicle", "fiber"),
+                        help="refuse a model trained for another object type")
+    parser.add_argument("--diameter", type=float, help="box size in original pixels (default: the model's)")
+    parser.add_argument("--min-distance", type=float, help="minimum distance between picks, original pixels")
+    parser.add_argument("--top-k", type=int, default=2000, help="most picks per micrograph (default 2000)")
+    parser.add_argument("--skip-existing", action="store_true", help="skip micrographs whose outputs exist (resume)")
+    parser.add_argument("--preview", type=int, default=0, metavar="N", help="write PNGs with picks for the first N")
+    parser.add_argument("--readers", type=int, default=2, help="reader threads decoding files (default 2)")
+    parser.add_argument("--threads", type=int, help="CPU threads of ONNX Runtime (default: all)")
+    parser.add_argument("--watch", type=Path, metavar="DIR", help="pick micrographs arriving in DIR until stopped")
+    parser.add_argument("--poll", type=float, default=2.0, help="--watch: seconds between folder scans (default 2)")
+    parser.add_argument("--idle-exit", type=float, metavar="S", help="--watch: stop after S seconds without new files")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def parse_formats(text: str) -> list[str]:
+    """``"star,box"`` -> ``["star", "box"]``; unknown names raise a CoordinateError with the fix."""
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise CoordinateError("--format", f"unknown output format(s) {bad or text!r}",
+                              f"choose from {', '.join(FORMATS)}")
+    return list(dict.fromkeys(formats))
+
+
+class PickOutputs:
+    """Writes each micrograph's files, remembers failures and index entries, summarises the run."""
+
+    def __init__(self, out_dir: Path, formats: list[str], *, diameter: float | None, preview: int = 0):
+        self.out_dir = Path(out_dir)
+        self.formats = formats
+        self.diameter = diameter
+        self.preview = preview
+        self.counts: dict[str, int] = {}
+        self.failures: dict[str, str] = {}
+        self.index: dict[str, tuple[str, str]] = {}
+        self.skipped = 0
+        self.previews = 0
+
+    def paths_for(self, name: str) -> dict[str, Path]:
+        """Output file per format for micrograph file ``name``."""
+        stem = Path(name).stem
+        return {fmt: self.out_dir / _FILE_OF_FORMAT[fmt].format(stem=stem) for fmt in self.formats}
+
+    def exists(self, name: str) -> bool:
+        """True when every requested output of ``name`` is already there (``--skip-existing``)."""
+        return all(p.is_file() for p in self.paths_for(name).values())
+
+    def add_existing(self, micrograph: str | Path) -> None:
+        """Count a skipped micrograph and keep it in the index."""
+        self.skipped += 1
+        self._index(str(micrograph), Path(micrograph).name)
+
+    def _index(self, micrograph: str, name: str) -> None:
+        if "star" in self.formats:
+            self.index[name] = (micrograph, str(self.paths_for(name)["star"]))
+
+    def write(self, result) -> bool:
+        """Write one PickResult's outputs (or record its failure); True when it was picked."""
+        from ..io.coordinates import write_picks
+
+        if not result.ok:
+            self.failures[result.name] = result.error or "unknown error"
+            return False
+        try:
+            for fmt, path in self.paths_for(result.name).items():
+                write_picks(result.picks, path, fmt, diameter=self.diameter)
+        except EpickError as exc:
+            self.failures[result.name] = str(exc)
+            return False
+        self.failures.pop(result.name, None)
+        self.counts[result.name] = len(result.picks)
+        self._index(str(result.source), result.name)
+        if result.image is not None and self.previews < self.preview:
+            from ..preview import write_preview
+
+            write_preview(self.out_dir / "preview" / f"{Path(result.name).stem}.png", result.image,
+                          result.picks, result.transform, diameter=self.diameter)
+            self.previews += 1
+        return True
+
+    def load_failures(self) -> None:
+        """Keep failures reported by an earlier run (``--watch`` restarts)."""
+        path = self.out_dir / "failures.json"
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            self.failures.update({str(k): str(v) for k, v in json.loads(path.read_text()).items()})
+
+    def flush(self) -> None:
+        """Write failures, the RELION index and the summary (all atomically)."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        txt, js = self.out_dir / "failures.txt", self.out_dir / "failures.json"
+        if self.failures:
+            with atomic_write(txt) as handle:
+                handle.writelines(f"{name}\t{reason}\n" for name, reason in sorted(self.failures.items()))
+            with atomic_write(js) as handle:
+                json.dump(self.failures, handle, indent=1, sort_keys=True)
+        else:
+            for path in (txt, js):
+                path.unlink(missing_ok=True)
+        if self.index:
+            from ..io.coordinates import write_autopick_index
+
+            write_autopick_index(self.out_dir, [self.index[k] for k in sorted(self.index)])
+        with atomic_write(self.out_dir / "pick_summary.json") as handle:
+            json.dump({"picked": len(self.counts), "failed": len(self.failures), "skipped": self.skipped,
+                       "picks_total": sum(self.counts.values()), "picks_per_micrograph": self.counts},
+                      handle, indent=1, sort_keys=True)
+
+    def summary(self, seconds: float, backend: str) -> str:
+        """A small table: micrographs picked/failed/skipped, picks per micrograph, time, rate."""
+        counts = list(self.counts.values())
+        rows = [("micrographs picked", str(len(counts))), ("failed", str(len(self.failures))),
+                ("skipped (outputs exist)", str(self.skipped)), ("picks total", str(sum(counts)))]
+        if counts:
+            rows.append(("picks per micrograph", f"mean {statistics.mean(counts):.1f}, median "
+                         f"{statistics.median(counts):g}, min {min(counts)}, max {max(counts)}"))
+        rate = len(counts) / seconds if seconds > 0 else 0.0
+        rows += [("time", f"{seconds:.1f} s ({rate:.2f} micrographs/s)"), ("backend", backend),
+                 ("outputs", f"{self.out_dir} ({', '.join(self.formats)})")]
+        if self.failures:
+            rows.append(("failures listed in", str(self.out_dir / "failures.txt")))
+        width = max(len(r[0]) for r in rows)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``stop`` (finish the current batch); a second SIGINT interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        print(f"\nepick pick: {signal.Signals(signum).name}: stopping after the current batch", file=sys.stderr)
+        stop.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
+    """Run `epick pick` (``stop`` lets a caller end a ``--watch`` run, as a signal would)."""
+    from ..picker import Picker
+
+    formats = parse_formats(args.format)
+    if not args.micrographs and args.watch is None:
+        raise EpickError("no micrographs given (pass files/folders, or --watch DIR)")
+    logging.basicConfig(level=logging.WARNING, format="epick pick: %(message)s")
+    picker = Picker(args.model, args.backend, object_type=args.object, threshold=args.threshold,
+                    top_k=args.top_k, min_distance=args.min_distance, diameter=args.diameter,
+                    batch_size=args.batch, readers=args.readers, threads=args.threads)
+    if "box" in formats and picker.diameter is None and picker.object_type == "particle":
+        raise CoordinateError(args.model, "box output needs the particle size and the model does not record it",
+                              "pass --diameter PX")
+    print(f"epick pick: {picker.object_type} model {Path(args.model).name} on {picker.backend_name}, "
+          f"threshold {picker.threshold:g}", file=sys.stderr)
+    outputs = PickOutputs(args.out, formats, diameter=picker.diameter, preview=args.preview)
+    stop = stop or threading.Event()
+    start = time.perf_counter()
+    with picker, stop_on_signals(stop):
+        if args.watch is not None:
+            _watch(args, picker, outputs, stop)
+        else:
+            _pick_files(args, picker, outputs, stop)
+    outputs.flush()
+    print(outputs.summary(time.perf_counter() - start, picker.backend_name))
+    if outputs.failures and not outputs.counts and not outputs.skipped:
+        return 1
+    return 0
+
+
+def _progress(total: int | None, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="mic", desc="picking", disable=quiet, dynamic_ncols=True,
+                smoothing=0.1, file=sys.stderr)
+
+
+def _pick_files(args, picker, outputs: PickOutputs, stop: threading.Event) -> None:
+    from ..io.micrograph import find_micrographs
+
+    todo = []
+    for path in find_micrographs(args.micrographs):
+        if args.skip_existing and outputs.exists(path.name):
+            outputs.add_existing(path)
+        else:
+            todo.append(path)
+    with _progress(len(todo), args.quiet) as bar:
+        for result in picker.pick_many(todo, stop=stop, keep_images=args.preview):
+            outputs.write(result)
+            bar.update(1)
+            bar.set_postfix(picks=sum(outputs.counts.values()), failed=len(outputs.failures), refresh=False)
+
+
+def _watch(args, picker, outputs: PickOutputs, stop: threading.Event) -> None:
+    from ..watch import WatchState, watch_micrographs
+
+    if not args.watch.is_dir():
+        raise EpickError(f"{args.watch}: --watch needs an existing folder")
+    state = WatchState(args.out)
+    outputs.load_failures()
+    for name, status in state.done.items():      # keep earlier runs' picks in the index
+        if status == "picked":
+            outputs._index(str(args.watch / name), name)
+
+    def skip(path: Path) -> bool:   # outputs already there (e.g. written just before a crash): done
+        if outputs.exists(path.name):
+            state.mark(path.name, "picked")
+            outputs.add_existing(path)
+            return True
+        return False
+
+    paths = watch_micrographs(args.watch, state, stop=stop, poll_s=args.poll, idle_exit_s=args.idle_exit, skip=skip)
+    last_flush = time.monotonic()
+    with _progress(None, args.quiet) as bar:
+        for result in picker.pick_many(paths, stop=stop, keep_images=args.preview):
+            picked = outputs.write(result)
+            state.mark(result.name, "picked" if picked else "failed")
+            if not picked:
+                print(f"epick pick: {result.name}: {outputs.failures.get(result.name)}", file=sys.stderr)
+            bar.update(1)
+            if time.monotonic() - last_flush > 2.0:
+                state.flush()
+                outputs.flush()
+                last_flush = time.monotonic()
+    state.flush()
