@@ -63,3 +63,12 @@ def test_importing_coordinates_does_not_import_pandas_or_torch():
             "print('pandas' in sys.modules, 'torch' in sys.modules, 'starfile' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False", "False"]
+
+
+def test_group_indices_keeps_first_seen_order_and_row_order():
+    from epick.runtime.io._tables import group_indices
+
+    groups = group_indices(np.array(["b", "a", "b", "c", "a", "b"]))
+    assert [g for g, _ in groups] == ["b", "a", "c"]
+    assert [idx.tolist() for _, idx in groups] == [[0, 2, 5], [1, 4], [3]]
+    assert group_indices(np.array([], dtype=str)) == []

@@ -28,16 +28,11 @@ import numpy as np
 
 from ..errors import CoordinateError
 from ..picks import Picks, micrograph_key
+from ._tables import group_indices, number_text
 from .atomic import atomic_write
 
 HELIX_START, HELIX_END = -1, -2
 _CHAIN_TOLERANCE_PX = 1e-6
-
-
-def number_text(value: float) -> str:
-    """A number as short as it can be written exactly: ``657`` for 657.0, else repr (``657.25``)."""
-    value = float(value)
-    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
 
 
 def _load_rows(path: Path) -> np.ndarray:
@@ -113,8 +108,7 @@ def box_text(picks: Picks, size: float | None) -> str:
     lines = []
     if picks.tube_id is not None:
         half, w = size / 2.0, number_text(size)
-        for tube in dict.fromkeys(picks.tube_id.tolist()):
-            idx = np.flatnonzero(picks.tube_id == tube)
+        for _, idx in group_indices(picks.tube_id):
             for a, b in zip(idx[:-1], idx[1:]):
                 for k, tag in ((a, HELIX_START), (b, HELIX_END)):
                     lines.append("\t".join([number_text(picks.x[k] - half), number_text(picks.y[k] - half),

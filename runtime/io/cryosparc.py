@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import CoordinateError
 from ..picks import Picks
+from ._tables import group_indices
 from .atomic import atomic_path
 
 _CSDAT_MAGIC = b"\x94CSDAT"
@@ -75,15 +76,15 @@ def read_cs(path: str | Path) -> list[Picks]:
                               "use a .cs file with a 'location' slot (e.g. picked or extracted particles)")
     mics = np.asarray([m.decode() if isinstance(m, bytes) else str(m) for m in data[MIC_PATH]])
     out = []
-    for mic in dict.fromkeys(mics.tolist()):
-        sel = data[mics == mic]
+    for mic, rows in group_indices(mics):
+        sel = data[rows]
         shapes = np.unique(np.asarray(sel[MIC_SHAPE], dtype=np.int64).reshape(-1, 2), axis=0)
         if shapes.shape[0] != 1:
             raise CoordinateError(path, f"gives micrograph {mic} more than one shape {shapes.tolist()}",
                                   "fix location/micrograph_shape")
         ny, nx = (int(v) for v in shapes[0])
         score = np.asarray(sel[SCORE], dtype=np.float64) if SCORE in data.dtype.names else None
-        out.append(Picks(mic, np.asarray(sel[X_FRAC], dtype=np.float64) * nx,
+        out.append(Picks(str(mic), np.asarray(sel[X_FRAC], dtype=np.float64) * nx,
                          np.asarray(sel[Y_FRAC], dtype=np.float64) * ny, score=score, shape=(ny, nx)))
     return out
 

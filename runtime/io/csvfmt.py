@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import CoordinateError
 from ..picks import Picks, micrograph_key
 from .atomic import atomic_write
-from .box import number_text
+from ._tables import number_text
 
 TOPAZ_HEADER = ("image_name", "x_coord", "y_coord", "score")
 _ALIASES = {"x": "x", "x_coord": "x", "coordinatex": "x", "rlncoordinatex": "x",

@@ -40,6 +40,7 @@ import numpy as np
 
 from ..errors import CoordinateError
 from ..picks import Picks, micrograph_key
+from ._tables import group_indices
 from .atomic import atomic_write
 
 RADIUS_LABEL = "rlnEpickRadius"
@@ -128,9 +129,8 @@ def read_star(path: str | Path) -> list[Picks]:
             continue
         if "rlnMicrographName" in df.columns:
             out = []
-            names = np.asarray(df["rlnMicrographName"], dtype=str)
-            for mic in dict.fromkeys(names):  # first-seen order
-                out.append(_picks_from_table(df[names == mic], mic, path, diameter=diameter,
+            for mic, rows in group_indices(np.asarray(df["rlnMicrographName"], dtype=str)):
+                out.append(_picks_from_table(df.iloc[rows], str(mic), path, diameter=diameter,
                                              pixel_size=pixel_size))
             return out
         return [_picks_from_table(df, micrograph_key(path.name), path, diameter=diameter,
@@ -159,8 +159,7 @@ def fiber_geometry(picks: Picks) -> tuple[np.ndarray, np.ndarray]:
     point; the last point uses the previous segment) and distance from the tube's first point (px)."""
     psi = np.zeros(len(picks))
     track = np.zeros(len(picks))
-    for tube in dict.fromkeys(picks.tube_id.tolist()):
-        idx = np.flatnonzero(picks.tube_id == tube)
+    for _, idx in group_indices(picks.tube_id):
         x, y = picks.x[idx], picks.y[idx]
         if idx.size > 1:
             seg = np.degrees(np.arctan2(np.diff(y), np.diff(x)))
