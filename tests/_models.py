@@ -7,7 +7,6 @@ particles are picked); ``random``: a few random convolutions (any peaks; for equ
 """
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -79,13 +78,16 @@ def make_onnx(path: str | Path, *, kind: str = "blob_detector", object_type: str
         warnings.simplefilter("ignore")   # constant-folding notes of the TorchScript exporter
         torch.onnx.export(module, (dummy,), str(path), input_names=["image"], output_names=names,
                           dynamic_axes=dyn, opset_version=17, dynamo=False)
+    from epick.export.artifact_metadata import build_artifact_metadata, encode_metadata_props
+
     model = onnx.load(str(path))
-    meta = {"object_type": object_type, "stride": 4, "diameter": diameter,
-            "preprocess": {"target_width": target_width}, "model_hash": f"test-{kind}-{seed}",
-            "format_version": 1, **(extra_meta or {})}
+    model_meta = {"object_type": object_type, "particle_diameter": diameter,
+                  "preprocess": {"target_width": target_width}, **(extra_meta or {})}
+    blob = build_artifact_metadata(model_meta, f"sha256:test-{kind}-{seed}", names)
     del model.metadata_props[:]
-    entry = model.metadata_props.add()
-    entry.key, entry.value = "epick", json.dumps(meta)
+    for key, value in encode_metadata_props(blob).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
     onnx.save(model, str(path))
     return path
 

@@ -69,12 +69,20 @@ def open_backend(artifact: str | Path, backend: str = "auto", *, threads: int | 
 def _open(path: Path, kind: str, backend: str, threads: int | None) -> Backend:
     if kind == "tensorrt":
         _need(backend, ("auto", "tensorrt"), path, kind)
-        from .tensorrt import TensorRTBackend
+        from .tensorrt import TensorRTBackend, tensorrt_available
 
+        if not tensorrt_available():
+            raise ModelFileError(path, "a TensorRT engine needs tensorrt, cuda-python and a CUDA GPU, "
+                                 "and this machine lacks one of them",
+                                 "install 'epick[gpu]' and tensorrt on a GPU machine, or pick with the ONNX file")
         return TensorRTBackend(path)
     if kind == "torch-gpu":
         _need(backend, ("auto", "torch-cuda"), path, kind)
-        from .torch_cuda import TorchCudaBackend
+        from .torch_cuda import TorchCudaBackend, torch_cuda_available
+
+        if not torch_cuda_available():
+            raise ModelFileError(path, "the torch-GPU artifact needs torch with CUDA and a GPU",
+                                 "pick with the ONNX file instead (--model MODEL.onnx)")
 
         return TorchCudaBackend(path)
     if kind == "model":

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ModelFileError
 from .base import Backend, check_input_batch
-from .metadata import ArtifactMetadata, read_sidecar
+from .metadata import ArtifactMetadata
 
 log = logging.getLogger("epick.runtime")
 
@@ -63,28 +63,24 @@ def current_gpu() -> dict | None:
     return {"gpu_name": name, "compute_capability": f"{prop.major}.{prop.minor}"}
 
 
-def engine_problem(sidecar: dict | None, trt_version: str, gpu: dict | None) -> str | None:
-    """Why an engine cannot run here (stale TensorRT version or another GPU), or None when it can."""
-    if sidecar is None:
-        return "no sidecar metadata (.engine.json) beside the engine"
-    built = str(sidecar.get("tensorrt_version", sidecar.get("trt_version", "")))
-    if built and built != trt_version:
-        return f"built with TensorRT {built}, this machine has TensorRT {trt_version}"
+def engine_problem(engine: Path, trt_version: str, gpu: dict | None) -> tuple[dict | None, str | None]:
+    """(sidecar, why the engine cannot run here) -- the reason is None when it can run."""
+    from epick.export.artifact_metadata import engine_mismatches, read_sidecar
+
+    try:
+        sidecar = read_sidecar(engine)
+    except ModelFileError as exc:
+        return None, exc.problem
     if gpu is None:
-        return "no CUDA GPU is visible"
-    cc = str(sidecar.get("compute_capability", ""))
-    if cc and cc != gpu["compute_capability"]:
-        return (f"built for compute capability {cc} ({sidecar.get('gpu_name', '?')}), "
-                f"this GPU is {gpu['gpu_name']} ({gpu['compute_capability']})")
-    name = sidecar.get("gpu_name")
-    if name and name != gpu["gpu_name"]:
-        return f"built on {name}, this GPU is {gpu['gpu_name']}"
-    return None
+        return sidecar, "no CUDA GPU is visible"
+    reasons = engine_mismatches(sidecar, trt_version=trt_version, gpu_name=gpu["gpu_name"],
+                                compute_capability=gpu["compute_capability"])
+    return sidecar, "; ".join(reasons) or None
 
 
 def _rebuild(engine: Path, sidecar: dict | None) -> bool:
     """Rebuild a stale engine from its ONNX source with the export step's builder; True on success."""
-    onnx_path = Path(str((sidecar or {}).get("onnx", engine.with_suffix(".onnx"))))
+    onnx_path = Path(str((sidecar or {}).get("engine", {}).get("onnx", engine.with_suffix(".onnx"))))
     if not onnx_path.is_absolute():
         onnx_path = engine.parent / onnx_path
     try:
@@ -130,17 +126,14 @@ class TensorRTBackend(Backend):
         path = Path(path)
         if not path.is_file():
             raise ModelFileError(path, "TensorRT engine not found", "check the --model path")
-        sidecar = read_sidecar(path)
-        problem = engine_problem(sidecar, trt.__version__, current_gpu())
+        sidecar, problem = engine_problem(path, trt.__version__, current_gpu())
         if problem and rebuild and sidecar is not None and _rebuild(path, sidecar):
-            sidecar = read_sidecar(path)
-            problem = engine_problem(sidecar, trt.__version__, current_gpu())
+            sidecar, problem = engine_problem(path, trt.__version__, current_gpu())
         if problem:
             raise ModelFileError(path, f"this TensorRT engine cannot run here: {problem}",
                                  "rebuild it on this machine: epick export MODEL --tensorrt OUT.engine "
                                  "(or pick with the ONNX file: --model MODEL.onnx)")
-        inner = sidecar.get("epick", sidecar)
-        super().__init__(path, ArtifactMetadata.from_dict(inner, path))
+        super().__init__(path, ArtifactMetadata.from_blob(sidecar, path))
         self.name = "tensorrt"
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)

@@ -1,8 +1,9 @@
 """torch-CUDA backend: runs the export step's torch-GPU artifact (AOTInductor package or torch.export
 program, FP16) with CUDA graphs. torch is imported only when this backend is asked for.
 
-Metadata comes from the sidecar ``<artifact>.json`` (see ``metadata.py``); its ``precision`` key
-(``fp16``/``fp32``, default ``fp16``) says which dtype the artifact takes.
+The package and its sidecar ``<artifact>.json`` are loaded by the export step's
+``epick.export.torch_gpu.load_torch_gpu``; its interface is the ONNX one (float32 in, float32 out,
+FP16 inside).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from ..errors import ModelFileError
 from .base import Backend, check_input_batch, outputs_by_name
-from .metadata import metadata_from_sidecar, read_sidecar
+from .metadata import ArtifactMetadata
 
 log = logging.getLogger("epick.runtime")
 
@@ -31,32 +32,15 @@ def torch_cuda_available() -> bool:
         return False
 
 
-def _load_program(path: Path):
-    """An AOTInductor package, else a torch.export program, as a callable on CUDA tensors."""
-    import torch
-
-    errors = []
-    try:
-        return torch._inductor.aoti_load_package(str(path))
-    except Exception as exc:  # not an AOTInductor package, or compiled for another machine
-        errors.append(f"AOTInductor: {exc}")
-    try:
-        return torch.export.load(str(path)).module().to("cuda")
-    except Exception as exc:
-        errors.append(f"torch.export: {exc}")
-    raise ModelFileError(path, "cannot load the torch-GPU artifact (" + "; ".join(errors) + ")",
-                         "re-export it on this machine: epick export MODEL --torch-gpu OUT.pt2")
-
-
 class _GraphRunner:
     """A CUDA graph captured for one input shape, with static input/output tensors and pinned buffers."""
 
-    def __init__(self, program, shape: tuple, dtype, names):
+    def __init__(self, program, shape: tuple, names):
         import torch
 
         self.names = names
         self.host_in = torch.empty(shape, dtype=torch.float32).pin_memory()
-        self.static_in = torch.zeros(shape, dtype=dtype, device="cuda")
+        self.static_in = torch.zeros(shape, dtype=torch.float32, device="cuda")
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream), torch.inference_mode():
@@ -98,12 +82,11 @@ class TorchCudaBackend(Backend):
         if not torch.cuda.is_available():
             raise ModelFileError(path, "the torch-GPU artifact needs CUDA, and torch sees no GPU",
                                  "pick with the ONNX file instead (--model MODEL.onnx)")
-        super().__init__(path, metadata_from_sidecar(path))
-        sidecar = read_sidecar(path) or {}
-        precision = str(sidecar.get("precision", sidecar.get("dtype", "fp16"))).lower()
-        self.dtype = torch.float16 if precision in ("fp16", "float16", "half") else torch.float32
-        self.output_names = list(sidecar.get("outputs", ["heatmap", "offset", "size"]))
-        self.program = _load_program(path)
+        from epick.export.torch_gpu import load_torch_gpu
+
+        self.program, sidecar = load_torch_gpu(path)
+        super().__init__(path, ArtifactMetadata.from_blob(sidecar, path))
+        self.output_names = list(self.metadata.outputs)
         self.cuda_graphs = cuda_graphs
         self._graphs: dict[tuple, _GraphRunner] = {}
         self.name = "torch-cuda"
@@ -112,7 +95,7 @@ class TorchCudaBackend(Backend):
         import torch
 
         with torch.inference_mode():
-            x = torch.from_numpy(images).pin_memory().to("cuda", non_blocking=True).to(self.dtype)
+            x = torch.from_numpy(images).pin_memory().to("cuda", non_blocking=True)
             out = self.program(x)
         if isinstance(out, dict):
             return outputs_by_name({k: v.float().cpu().numpy() for k, v in out.items()})
@@ -127,7 +110,7 @@ class TorchCudaBackend(Backend):
             try:
                 if len(self._graphs) >= _MAX_GRAPHS:
                     self._graphs.pop(next(iter(self._graphs)))
-                self._graphs[shape] = _GraphRunner(self.program, shape, self.dtype, self.output_names)
+                self._graphs[shape] = _GraphRunner(self.program, shape, self.output_names)
             except Exception as exc:  # capture is unsupported by some programs: run eagerly
                 log.warning("CUDA graph capture failed for %s (%s); running eagerly", shape, exc)
                 self.cuda_graphs = False

@@ -29,7 +29,8 @@ class TorchModelBackend(Backend):
             raise ModelFileError(path, f"a model file needs torch and the trainer ({exc})",
                                  "pip install 'epick[train]', or export it: epick export MODEL --onnx M.onnx") from exc
         module, meta = load_model(path)
-        super().__init__(path, ArtifactMetadata.from_dict(dict(meta), path))
+        outputs = ["heatmap", "offset"] + (["size"] if dict(meta).get("object_type") == "vesicle" else [])
+        super().__init__(path, ArtifactMetadata.from_model_file(dict(meta), path, outputs))
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
