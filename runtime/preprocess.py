@@ -1,0 +1,415 @@
+"""The ONE preprocessing of epick (trainer, runtime, benchmarks, tests): micrograph -> uint8 network image.
+
+Steps, each a module-level function so a GPU implementation can be checked step by step:
+
+1. ``downsample(image, out_shape)``: separable area averaging with exact fractional overlap
+   weights (``area_weights``), to width ``target_width`` (height keeps the aspect ratio); never
+   upsamples. Non-finite pixels are left out of the average (weights renormalised).
+2. ``robust_range(image, clip_low, clip_high)``: the clip quantiles from refined histograms
+   (no sorting), robust to hot pixels and NaN/Inf; None for a constant image.
+3. ``to_levels(image, lo, hi)``: linear map of [lo, hi] to 0..255 (round half up, clipped);
+   NaN -> 128; a constant image -> all 128.
+4. ``equalise(u8)``: histogram equalisation on the 256 levels (OpenCV's equalizeHist formula).
+
+Coordinates: centre-of-pixel convention everywhere (see ``epick.runtime.picks``). Network pixel
+``u`` covers original pixels ``[u * scale, (u + 1) * scale)`` (edges), so its centre is
+``x = (u + 0.5) * scale_x - 0.5`` with ``scale_x = nx / network_nx`` (same for y).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numba
+import numpy as np
+
+MID_GREY = 128
+LEVELS = 256
+# Relative spread below which an image counts as constant (float32 rounding of the area average).
+CONSTANT_RTOL = 1e-5
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters and coordinate transform
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PreprocessParams:
+    """Preprocessing settings, stored in model files so training and picking agree.
+
+    - ``target_width``: network image width in pixels (images narrower than this keep their size).
+    - ``clip_low`` / ``clip_high``: quantiles (0..1) mapped to grey levels 0 and 255.
+    - ``hist_bins``: bins of each refinement histogram used to find those quantiles.
+    - ``equalise``: histogram-equalise the 256 levels (the EPicker method; on by default).
+    """
+
+    target_width: int = 1024
+    clip_low: float = 0.001
+    clip_high: float = 0.999
+    hist_bins: int = 4096
+    equalise: bool = True
+
+    def __post_init__(self) -> None:
+        if int(self.target_width) < 1:
+            raise ValueError(f"target_width must be >= 1, got {self.target_width}")
+        if not 0.0 <= self.clip_low < self.clip_high <= 1.0:
+            raise ValueError(f"need 0 <= clip_low < clip_high <= 1, got {self.clip_low}, {self.clip_high}")
+        if int(self.hist_bins) < 256:
+            raise ValueError(f"hist_bins must be >= 256, got {self.hist_bins}")
+
+    def to_dict(self) -> dict:
+        """Plain JSON-serialisable dict of the settings."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PreprocessParams":
+        """Settings from ``to_dict()`` output; unknown keys raise ValueError naming them."""
+        known = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"unknown preprocessing settings {unknown}; known: {sorted(known)}")
+        casts = {"target_width": int, "clip_low": float, "clip_high": float, "hist_bins": int, "equalise": bool}
+        return cls(**{k: casts[k](v) for k, v in data.items()})
+
+
+@dataclass(frozen=True)
+class Transform:
+    """Maps positions between the original micrograph and the network image (centre-of-pixel).
+
+    ``original_shape`` and ``network_shape`` are (ny, nx); ``scale_x = nx / network_nx`` and
+    ``scale_y = ny / network_ny`` are original pixels per network pixel (>= 1, never upsampled).
+    """
+
+    original_shape: tuple[int, int]
+    network_shape: tuple[int, int]
+    scale_x: float
+    scale_y: float
+
+    @classmethod
+    def between(cls, original_shape: tuple[int, int], network_shape: tuple[int, int]) -> "Transform":
+        """The transform from ``original_shape`` (ny, nx) to ``network_shape`` (ny, nx)."""
+        ny, nx = (int(v) for v in original_shape)
+        my, mx = (int(v) for v in network_shape)
+        return cls((ny, nx), (my, mx), nx / mx, ny / my)
+
+    def to_original(self, x_net, y_net):
+        """Network-image pixel coordinates -> original pixel coordinates (scalars or arrays)."""
+        return ((np.asarray(x_net, dtype=np.float64) + 0.5) * self.scale_x - 0.5,
+                (np.asarray(y_net, dtype=np.float64) + 0.5) * self.scale_y - 0.5)
+
+    def to_network(self, x, y):
+        """Original pixel coordinates -> network-image pixel coordinates (scalars or arrays)."""
+        return ((np.asarray(x, dtype=np.float64) + 0.5) / self.scale_x - 0.5,
+                (np.asarray(y, dtype=np.float64) + 0.5) / self.scale_y - 0.5)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-serialisable dict."""
+        return {"original_shape": list(self.original_shape), "network_shape": list(self.network_shape),
+                "scale_x": self.scale_x, "scale_y": self.scale_y}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Transform":
+        """Transform from ``to_dict()`` output."""
+        return cls(tuple(int(v) for v in data["original_shape"]), tuple(int(v) for v in data["network_shape"]),
+                   float(data["scale_x"]), float(data["scale_y"]))
+
+
+def network_shape(shape: tuple[int, int], target_width: int = 1024) -> tuple[int, int]:
+    """(ny, nx) of the network image: width ``target_width``, height round(ny * target_width / nx)
+    (half up, at least 1); an image narrower than ``target_width`` keeps its size."""
+    ny, nx = int(shape[0]), int(shape[1])
+    if nx <= target_width:
+        return ny, nx
+    return max(1, int(math.floor(ny * target_width / nx + 0.5))), int(target_width)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 1: area downsampling
+# ---------------------------------------------------------------------------------------------
+def area_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact area-averaging weights along one axis, for ``n_out <= n_in`` output pixels.
+
+    Output pixel j covers input edges [j*s, (j+1)*s) with s = n_in / n_out; input pixel i gets
+    weight |[i, i+1) ∩ [j*s, (j+1)*s)| / s. Returns ``start`` (int32[n_out], first input index)
+    and ``weights`` (float32[n_out, taps], zero-padded); each row sums to 1.
+    """
+    if not 1 <= n_out <= n_in:
+        raise ValueError(f"area_weights needs 1 <= n_out <= n_in, got n_out={n_out}, n_in={n_in}")
+    s = n_in / n_out
+    lo_edges = np.arange(n_out, dtype=np.float64) * s
+    hi_edges = np.minimum((np.arange(n_out, dtype=np.float64) + 1.0) * s, n_in)
+    start = np.floor(lo_edges).astype(np.int64)
+    stop = np.minimum(np.ceil(hi_edges - 1e-9).astype(np.int64), n_in)
+    taps = int((stop - start).max())
+    idx = start[:, None] + np.arange(taps)[None, :]
+    overlap = np.minimum(idx + 1.0, hi_edges[:, None]) - np.maximum(idx.astype(np.float64), lo_edges[:, None])
+    weights = np.clip(overlap, 0.0, None) / s
+    weights[idx >= n_in] = 0.0
+    return start.astype(np.int32), weights.astype(np.float32)
+
+
+@numba.njit(cache=True, nogil=True)
+def _resample_rows(image, start, weights):  # pragma: no cover - compiled
+    """out[y, j] = sum_k weights[j, k] * image[y, start[j] + k], skipping non-finite pixels."""
+    ny = image.shape[0]
+    n_out, taps = weights.shape
+    out = np.empty((ny, n_out), dtype=np.float32)
+    for y in range(ny):
+        row = image[y]
+        for j in range(n_out):
+            i0 = start[j]
+            acc = np.float32(0.0)
+            bad = np.float32(0.0)
+            for k in range(taps):
+                w = weights[j, k]
+                if w != 0.0:
+                    v = row[i0 + k]
+                    if np.isfinite(v):
+                        acc += w * v
+                    else:
+                        bad += w
+            if bad != 0.0:
+                good = np.float32(1.0) - bad
+                acc = acc / good if good > 1e-6 else np.float32(np.nan)
+            out[y, j] = acc
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _resample_cols(image, start, weights):  # pragma: no cover - compiled
+    """out[j, x] = sum_k weights[j, k] * image[start[j] + k, x], skipping non-finite pixels."""
+    nx = image.shape[1]
+    n_out, taps = weights.shape
+    out = np.zeros((n_out, nx), dtype=np.float32)
+    bad = np.zeros(nx, dtype=np.float32)
+    for j in range(n_out):
+        i0 = start[j]
+        bad[:] = 0.0
+        any_bad = False
+        for k in range(taps):
+            w = weights[j, k]
+            if w == 0.0:
+                continue
+            row = image[i0 + k]
+            for x in range(nx):
+                v = row[x]
+                if np.isfinite(v):
+                    out[j, x] += w * v
+                else:
+                    bad[x] += w
+                    any_bad = True
+        if any_bad:
+            for x in range(nx):
+                if bad[x] != 0.0:
+                    good = np.float32(1.0) - bad[x]
+                    out[j, x] = out[j, x] / good if good > 1e-6 else np.float32(np.nan)
+    return out
+
+
+def downsample(image: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
+    """Area-average a 2-D image to ``out_shape`` (ny, nx), each no larger than the input: rows
+    first (x), then columns (y), float32. Non-finite pixels are left out of each average; an
+    output pixel with no finite input is NaN. Returns the input (as float32) when shapes match."""
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    ny, nx = image.shape
+    my, mx = int(out_shape[0]), int(out_shape[1])
+    if mx != nx:
+        image = _resample_rows(image, *area_weights(nx, mx))
+    if my != ny:
+        image = _resample_cols(image, *area_weights(ny, my))
+    return image
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 2: robust range from refined histograms
+# ---------------------------------------------------------------------------------------------
+@numba.njit(cache=True, nogil=True)
+def _finite_min_max(flat):  # pragma: no cover - compiled
+    """(min, max, count) of the finite values."""
+    mn = np.inf
+    mx = -np.inf
+    n = 0
+    for v in flat:
+        if np.isfinite(v):
+            n += 1
+            if v < mn:
+                mn = v
+            if v > mx:
+                mx = v
+    return mn, mx, n
+
+
+@numba.njit(cache=True, nogil=True)
+def _histogram(flat, lo, hi, bins):  # pragma: no cover - compiled
+    """Counts of finite values below ``lo``, in each of ``bins`` equal bins of [lo, hi] (hi
+    included in the last bin), and above ``hi``."""
+    hist = np.zeros(bins, dtype=np.int64)
+    below = 0
+    above = 0
+    scale = bins / (hi - lo)
+    for v in flat:
+        if not np.isfinite(v):
+            continue
+        if v < lo:
+            below += 1
+        elif v > hi:
+            above += 1
+        else:
+            b = int((v - lo) * scale)
+            if b >= bins:
+                b = bins - 1
+            hist[b] += 1
+    return below, hist, above
+
+
+def _value_of_rank(below: int, hist: np.ndarray, rank: int, lo_edge: float, width: float) -> tuple[int, float]:
+    """Bin holding the value of 0-based ``rank`` (values below the range come first) and that
+    value, interpolated linearly by rank inside the bin."""
+    cum = below + np.cumsum(hist)
+    b = int(min(np.searchsorted(cum, rank, side="right"), hist.size - 1))
+    before = cum[b] - hist[b]
+    inside = (rank - before + 0.5) / hist[b] if hist[b] > 0 else 0.5
+    return b, lo_edge + (b + min(max(inside, 0.0), 1.0)) * width
+
+
+def robust_range(image: np.ndarray, clip_low: float = 0.001, clip_high: float = 0.999,
+                 bins: int = 4096, max_rounds: int = 6) -> tuple[float, float] | None:
+    """Values at quantiles ``clip_low`` and ``clip_high`` of the finite pixels, without sorting.
+
+    Round 1 histograms [min, max]; each next round histograms only the bins between the two
+    quantiles, until they lie >= bins/4 bins apart (a quarter grey level) or ``max_rounds`` is
+    reached, so a hot pixel (which stretches [min, max]) costs one or two extra passes over the
+    image. A quantile is interpolated by rank inside its bin. Returns None when the image has no
+    finite pixel or is constant to float32 precision (max - min <= CONSTANT_RTOL * max |value|,
+    which absorbs the rounding of the area average); falls back to (min, max) when the two
+    quantiles coincide in a non-constant image.
+    """
+    flat = np.ascontiguousarray(image).reshape(-1)
+    mn, mx, n = _finite_min_max(flat)
+    if n == 0 or not mx - mn > CONSTANT_RTOL * max(abs(mn), abs(mx)):
+        return None
+    rank_lo = int(math.floor(clip_low * (n - 1)))
+    rank_hi = int(math.ceil(clip_high * (n - 1)))
+    lo_edge, hi_edge = float(mn), float(mx)
+    for _ in range(max_rounds):
+        below, hist, _above = _histogram(flat, lo_edge, hi_edge, bins)
+        width = (hi_edge - lo_edge) / bins
+        b_lo, lo = _value_of_rank(below, hist, rank_lo, lo_edge, width)
+        b_hi, hi = _value_of_rank(below, hist, rank_hi, lo_edge, width)
+        if b_hi - b_lo >= bins // 4 or width <= (mx - mn) * 1e-12:
+            break
+        lo_edge, hi_edge = lo_edge + b_lo * width, lo_edge + (b_hi + 1) * width
+    if not hi > lo:
+        return float(mn), float(mx)
+    return float(lo), float(hi)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 3 and 4: 8-bit levels, equalisation
+# ---------------------------------------------------------------------------------------------
+@numba.njit(cache=True, nogil=True)
+def _to_levels(flat, lo, hi, out):  # pragma: no cover - compiled
+    """out = clip(floor((v - lo) * 255 / (hi - lo) + 0.5), 0, 255); NaN -> 128 (float64 maths)."""
+    scale = 255.0 / (hi - lo)
+    for i in range(flat.size):
+        v = flat[i]
+        if v != v:
+            out[i] = 128
+            continue
+        u = math.floor((v - lo) * scale + 0.5)
+        if u < 0.0:
+            u = 0.0
+        elif u > 255.0:
+            u = 255.0
+        out[i] = np.uint8(u)
+
+
+def to_levels(image: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
+    """Map [lo, hi] linearly to grey levels 0..255 (uint8, clipped, NaN -> 128); all 128 when
+    ``lo``/``hi`` is None or ``hi <= lo`` (a constant image)."""
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    out = np.empty(image.shape, dtype=np.uint8)
+    if lo is None or hi is None or not hi > lo:
+        out.fill(MID_GREY)
+        return out
+    _to_levels(image.reshape(-1), float(lo), float(hi), out.reshape(-1))
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _equalise(flat, out):  # pragma: no cover - compiled
+    """OpenCV equalizeHist: lut[v] = round((cdf[v] - cdf_min) * 255 / (N - cdf_min))."""
+    hist = np.zeros(256, dtype=np.int64)
+    for v in flat:
+        hist[v] += 1
+    n = flat.size
+    first = 0
+    while first < 256 and hist[first] == 0:
+        first += 1
+    cdf_min = hist[first] if first < 256 else 0
+    lut = np.empty(256, dtype=np.uint8)
+    if n - cdf_min == 0:  # one grey level only: keep it
+        for v in range(256):
+            lut[v] = v
+    else:
+        scale = 255.0 / (n - cdf_min)
+        cum = 0
+        for v in range(256):
+            cum += hist[v]
+            u = math.floor((cum - cdf_min) * scale + 0.5)
+            lut[v] = np.uint8(min(max(u, 0.0), 255.0))
+    for i in range(n):
+        out[i] = lut[flat[i]]
+
+
+def equalise(levels: np.ndarray) -> np.ndarray:
+    """Histogram equalisation of a uint8 image on its 256 levels; a one-level image is unchanged."""
+    levels = np.ascontiguousarray(levels, dtype=np.uint8)
+    out = np.empty_like(levels)
+    _equalise(levels.reshape(-1), out.reshape(-1))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole preprocessing, and network-input helpers
+# ---------------------------------------------------------------------------------------------
+def preprocess(image: np.ndarray, params: PreprocessParams | None = None) -> tuple[np.ndarray, Transform]:
+    """Micrograph ``image[y, x]`` (any real dtype, 2-D) -> (uint8 network image, Transform).
+
+    Downsample to ``params.target_width`` (never upsample), clip at robust quantiles to 8 bits,
+    then histogram-equalise. NaN/Inf pixels, hot pixels and constant images are handled.
+    """
+    params = params or PreprocessParams()
+    image = np.asarray(image)
+    if image.ndim != 2 or image.size == 0:
+        raise ValueError(f"preprocess needs a non-empty 2-D image, got shape {image.shape}")
+    out_shape = network_shape(image.shape, params.target_width)
+    small = downsample(image, out_shape)
+    bounds = robust_range(small, params.clip_low, params.clip_high, params.hist_bins)
+    levels = to_levels(small, *(bounds or (None, None)))
+    if params.equalise:
+        levels = equalise(levels)
+    return levels, Transform.between(image.shape, out_shape)
+
+
+def pad_to_multiple(img: np.ndarray, multiple: int = 32, mode: str = "mean") -> np.ndarray:
+    """Pad the last two axes (y, x) at the bottom/right to multiples of ``multiple`` so coordinates
+    do not move. ``mode``: "mean" (rounded mean grey of the image) or "edge" (repeat the last row/
+    column). Returns the input itself when no padding is needed."""
+    ny, nx = img.shape[-2:]
+    py, px = (-ny) % multiple, (-nx) % multiple
+    if py == 0 and px == 0:
+        return img
+    pad = [(0, 0)] * (img.ndim - 2) + [(0, py), (0, px)]
+    if mode == "edge":
+        return np.pad(img, pad, mode="edge")
+    if mode != "mean":
+        raise ValueError(f"pad mode must be 'mean' or 'edge', got {mode!r}")
+    value = float(np.mean(img, dtype=np.float64))
+    if np.issubdtype(img.dtype, np.integer):
+        value = int(math.floor(value + 0.5))
+    return np.pad(img, pad, mode="constant", constant_values=value)
+
+
+def network_input(u8: np.ndarray) -> np.ndarray:
+    """The network's float32 input from uint8 images: u8 / 255 (same shape)."""
+    return np.divide(np.asarray(u8, dtype=np.uint8), np.float32(255.0), dtype=np.float32)
