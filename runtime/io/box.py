@@ -14,7 +14,8 @@ Helical tubes (EMAN2 e2helixboxer / crYOLO filament output, as RELION's
 convertEmanHelicalTubeCoordsToMetaDataTable reads them): two lines per straight tube,
 ``x y w w -1`` (start box) then ``x y w w -2`` (end box), corners as above. epick fibers are
 polylines: each straight piece between consecutive vertices is written as one start/end pair; on
-reading, pairs whose start equals the previous pair's end are chained back into one tube.
+reading, pairs whose start equals the previous pair's end are chained back into one tube. A tube
+of a single point has no straight piece and is not written. Helix boxes all use the one box size.
 
 Vesicles: each row's box is the vesicle's bounding square (w = h = 2 * radius). On reading, boxes
 of different sizes in one file are read as vesicles (radius = w / 2); equal sizes as particles
