@@ -1,0 +1,139 @@
+"""`epick export MODEL`: lower a model file to ONNX, a TensorRT engine and/or a torch-GPU package.
+
+Every artifact carries the metadata the runtime needs (see ``epick.export.artifact_metadata``), so
+picking never needs the trainer's code.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from pathlib import Path
+
+from epick.runtime.errors import ModelFileError
+
+log = logging.getLogger("epick.export")
+
+ONNX_HEATMAP_TOL = 1e-4   # max |logit difference| ONNX Runtime vs torch (FP32)
+FP16_HEATMAP_TOL = 1e-2   # max |logit difference| FP16 artifact vs FP32 torch
+VERIFY_SHAPE = (1, 1, 256, 256)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `epick export`."""
+    parser.add_argument("model", type=Path, help="model file (.epick) written by `epick train`")
+    parser.add_argument("--onnx", type=Path, metavar="OUT.onnx", help="write an ONNX file (opset >= 17)")
+    parser.add_argument("--tensorrt", type=Path, metavar="OUT.engine",
+                        help="build a TensorRT 10 engine (+ OUT.engine.json); needs tensorrt and a GPU")
+    parser.add_argument("--torch-gpu", type=Path, metavar="OUT.pt2",
+                        help="write an AOTInductor package (+ OUT.pt2.json); needs torch with CUDA")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", dest="fp16", action="store_true", default=True,
+                           help="FP16 engine / package (default)")
+    precision.add_argument("--fp32", dest="fp16", action="store_false", help="FP32 engine / package")
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18; at least 17)")
+    parser.add_argument("--no-simplify", action="store_true", help="skip onnxslim graph simplification")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="skip the parity check of each artifact against the torch network")
+    parser.add_argument("--verify-on", type=Path, nargs="+", metavar="MICROGRAPH",
+                        help="micrographs (one shape) to verify on, besides a random input")
+    parser.add_argument("--workspace-gb", type=float, default=4.0, help="TensorRT workspace limit in GiB")
+    parser.add_argument("--timing-cache", type=Path, help="TensorRT timing cache (default OUT.engine.timing)")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild a TensorRT engine even when current")
+
+
+def _verify_batches(args, meta: dict) -> list:
+    """Random input plus, when given, the preprocessed ``--verify-on`` micrographs."""
+    from .parity import random_network_batch, real_network_batch
+
+    batches = [random_network_batch(VERIFY_SHAPE)]
+    if args.verify_on:
+        batches.append(real_network_batch(args.verify_on, meta.get("preprocess")))
+    return batches
+
+
+def _export_onnx(args, graph, meta: dict, out: Path, opset: int) -> Path:
+    """Write the ONNX file and (unless --no-verify) check it against torch."""
+    from .onnx_export import export_onnx
+    from .parity import compare, onnx_runner, torch_runner
+
+    export_onnx(graph, out, meta, opset=opset, simplify=not args.no_simplify)
+    if not args.no_verify:
+        report = compare(torch_runner(graph), onnx_runner(out), _verify_batches(args, meta))
+        print(f"ONNX parity: {report.summary()}")
+        if not report.ok(ONNX_HEATMAP_TOL):
+            raise ModelFileError(out, f"ONNX Runtime disagrees with torch ({report.summary()}; "
+                                 f"{'; '.join(report.details)})", "report this with the model file")
+    print(f"wrote {out}")
+    return out
+
+
+def _export_torch_gpu(args, graph, meta: dict) -> Path:
+    """Write the AOTInductor package and (unless --no-verify) check it against FP32 torch."""
+    from .parity import compare, torch_runner
+    from .torch_gpu import export_torch_gpu, load_torch_gpu
+
+    out = export_torch_gpu(graph.network, args.torch_gpu, meta, device="cuda", fp16=args.fp16)
+    if not args.no_verify:
+        import numpy as np
+        import torch
+
+        runner, _ = load_torch_gpu(out)
+        graph32 = graph.to("cuda")
+
+        def run_package(images: np.ndarray) -> dict[str, np.ndarray]:
+            with torch.no_grad():
+                values = runner(torch.from_numpy(images).to("cuda"))
+            return {n: v.float().cpu().numpy() for n, v in zip(graph.names, values)}
+
+        report = compare(torch_runner(graph32, "cuda"), run_package, _verify_batches(args, meta))
+        graph.to("cpu")
+        print(f"torch-GPU parity ({'FP16' if args.fp16 else 'FP32'} vs FP32): {report.summary()}")
+        if not report.ok(FP16_HEATMAP_TOL):
+            raise ModelFileError(out, f"the package disagrees with FP32 torch ({report.summary()})",
+                                 "try --fp32, or report this with the model file")
+    print(f"wrote {out} and {out.name}.json")
+    return out
+
+
+def _export_tensorrt(args, onnx_path: Path) -> Path:
+    """Build (or reuse, when current) the TensorRT engine from the ONNX file."""
+    from .tensorrt_build import build_engine, ensure_engine
+
+    kw = dict(fp16=args.fp16, workspace_bytes=int(args.workspace_gb * (1 << 30)), timing_cache=args.timing_cache)
+    if args.rebuild:
+        out = build_engine(onnx_path, args.tensorrt, **kw)
+    else:
+        out = ensure_engine(onnx_path, args.tensorrt, rebuild=True, **kw)
+    print(f"TensorRT engine: {out} (+ {out.name}.json)")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export the model file to every artifact asked for."""
+    from .model_source import load_for_export
+    from .onnx_export import DEFAULT_OPSET, MIN_OPSET
+
+    if not (args.onnx or args.tensorrt or args.torch_gpu):
+        raise ModelFileError(args.model, "no artifact was asked for",
+                             "add --onnx OUT.onnx, --tensorrt OUT.engine and/or --torch-gpu OUT.pt2")
+    opset = args.opset or DEFAULT_OPSET
+    if opset < MIN_OPSET:
+        raise ModelFileError(args.model, f"opset {opset} is too old", f"use --opset {MIN_OPSET} or newer")
+    if args.tensorrt:  # fail before the slow ONNX export when TensorRT is missing
+        from .tensorrt_build import import_tensorrt
+
+        import_tensorrt()
+    graph, meta = load_for_export(args.model, opset)
+    print(f"{args.model}: {meta['object_type']} model, outputs {', '.join(meta['outputs'])}, {meta['model_hash']}")
+    if args.onnx:
+        _export_onnx(args, graph, meta, args.onnx, opset)
+    if args.tensorrt:
+        if args.onnx:
+            _export_tensorrt(args, args.onnx)
+        else:
+            with tempfile.TemporaryDirectory(prefix="epick-trt-") as tmp:
+                _export_tensorrt(args, _export_onnx(args, graph, meta, Path(tmp) / "model.onnx", opset))
+    if args.torch_gpu:
+        _export_torch_gpu(args, graph, meta)
+    return 0
