@@ -3,8 +3,9 @@
 Steps, each a module-level function so a GPU implementation can be checked step by step:
 
 1. ``downsample(image, out_shape)``: separable area averaging with exact fractional overlap
-   weights (``area_weights``), to width ``target_width`` (height keeps the aspect ratio); never
-   upsamples. Non-finite pixels are left out of the average (weights renormalised).
+   weights (``area_weights``), along y then along x, to width ``target_width`` (height keeps the
+   aspect ratio); never upsamples. Non-finite pixels are left out of the average (weights
+   renormalised).
 2. ``robust_range(image, clip_low, clip_high)``: the clip quantiles from refined histograms
    (no sorting), robust to hot pixels and NaN/Inf; None for a constant image.
 3. ``to_levels(image, lo, hi)``: linear map of [lo, hi] to 0..255 (round half up, clipped);
@@ -129,28 +130,75 @@ def area_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact area-averaging weights along one axis, for ``n_out <= n_in`` output pixels.
 
     Output pixel j covers input edges [j*s, (j+1)*s) with s = n_in / n_out; input pixel i gets
-    weight |[i, i+1) ∩ [j*s, (j+1)*s)| / s. Returns ``start`` (int32[n_out], first input index)
-    and ``weights`` (float32[n_out, taps], zero-padded); each row sums to 1.
+    weight |[i, i+1) ∩ [j*s, (j+1)*s)| / s. Returns ``start`` (int32[n_out]) and ``weights``
+    (float32[n_out, taps]): output j = sum_k weights[j, k] * input[start[j] + k]. Every
+    ``start[j] + k`` is inside the input (the last rows are shifted left, with leading zero
+    weights); each row sums to 1.
     """
     if not 1 <= n_out <= n_in:
         raise ValueError(f"area_weights needs 1 <= n_out <= n_in, got n_out={n_out}, n_in={n_in}")
     s = n_in / n_out
     lo_edges = np.arange(n_out, dtype=np.float64) * s
     hi_edges = np.minimum((np.arange(n_out, dtype=np.float64) + 1.0) * s, n_in)
-    start = np.floor(lo_edges).astype(np.int64)
+    first = np.floor(lo_edges).astype(np.int64)
     stop = np.minimum(np.ceil(hi_edges - 1e-9).astype(np.int64), n_in)
-    taps = int((stop - start).max())
-    idx = start[:, None] + np.arange(taps)[None, :]
-    overlap = np.minimum(idx + 1.0, hi_edges[:, None]) - np.maximum(idx.astype(np.float64), lo_edges[:, None])
+    taps = int((stop - first).max())
+    start = np.minimum(first, n_in - taps)
+    idx = (start[:, None] + np.arange(taps)[None, :]).astype(np.float64)
+    overlap = np.minimum(idx + 1.0, hi_edges[:, None]) - np.maximum(idx, lo_edges[:, None])
     weights = np.clip(overlap, 0.0, None) / s
-    weights[idx >= n_in] = 0.0
     return start.astype(np.int32), weights.astype(np.float32)
 
 
 @numba.njit(cache=True, nogil=True)
+def _careful_sum(values, i0, stride, weights_j):  # pragma: no cover - compiled
+    """sum_k w_k * values[i0 + k*stride] over finite values only, renormalised by their weight;
+    NaN when no finite value has weight."""
+    acc = np.float32(0.0)
+    bad = np.float32(0.0)
+    for k in range(weights_j.size):
+        w = weights_j[k]
+        if w != 0.0:
+            v = values[i0 + k * stride]
+            if np.isfinite(v):
+                acc += w * v
+            else:
+                bad += w
+    if bad == 0.0:
+        return acc
+    good = np.float32(1.0) - bad
+    return acc / good if good > 1e-6 else np.float32(np.nan)
+
+
+@numba.njit(cache=True, nogil=True)
+def _resample_cols(image, start, weights):  # pragma: no cover - compiled
+    """Along y: out[j, x] = sum_k weights[j, k] * image[start[j] + k, x], float32.
+
+    Fast pass without checks (contiguous rows, vectorises); outputs that came out non-finite are
+    recomputed leaving the non-finite inputs out (``_careful_sum``)."""
+    ny, nx = image.shape
+    n_out, taps = weights.shape
+    out = np.zeros((n_out, nx), dtype=np.float32)
+    flat = image.reshape(-1)
+    for j in range(n_out):
+        o = out[j]
+        i0 = start[j]
+        for k in range(taps):
+            w = weights[j, k]
+            row = image[i0 + k]
+            for x in range(nx):
+                o[x] += w * row[x]
+        for x in range(nx):
+            if not np.isfinite(o[x]):
+                o[x] = _careful_sum(flat, i0 * nx + x, nx, weights[j])
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
 def _resample_rows(image, start, weights):  # pragma: no cover - compiled
-    """out[y, j] = sum_k weights[j, k] * image[y, start[j] + k], skipping non-finite pixels."""
-    ny = image.shape[0]
+    """Along x: out[y, j] = sum_k weights[j, k] * image[y, start[j] + k], float32, with the same
+    non-finite handling as ``_resample_cols``."""
+    ny, nx = image.shape
     n_out, taps = weights.shape
     out = np.empty((ny, n_out), dtype=np.float32)
     for y in range(ny):
@@ -158,64 +206,27 @@ def _resample_rows(image, start, weights):  # pragma: no cover - compiled
         for j in range(n_out):
             i0 = start[j]
             acc = np.float32(0.0)
-            bad = np.float32(0.0)
             for k in range(taps):
-                w = weights[j, k]
-                if w != 0.0:
-                    v = row[i0 + k]
-                    if np.isfinite(v):
-                        acc += w * v
-                    else:
-                        bad += w
-            if bad != 0.0:
-                good = np.float32(1.0) - bad
-                acc = acc / good if good > 1e-6 else np.float32(np.nan)
+                acc += weights[j, k] * row[i0 + k]
+            if not np.isfinite(acc):
+                acc = _careful_sum(row, i0, 1, weights[j])
             out[y, j] = acc
     return out
 
 
-@numba.njit(cache=True, nogil=True)
-def _resample_cols(image, start, weights):  # pragma: no cover - compiled
-    """out[j, x] = sum_k weights[j, k] * image[start[j] + k, x], skipping non-finite pixels."""
-    nx = image.shape[1]
-    n_out, taps = weights.shape
-    out = np.zeros((n_out, nx), dtype=np.float32)
-    bad = np.zeros(nx, dtype=np.float32)
-    for j in range(n_out):
-        i0 = start[j]
-        bad[:] = 0.0
-        any_bad = False
-        for k in range(taps):
-            w = weights[j, k]
-            if w == 0.0:
-                continue
-            row = image[i0 + k]
-            for x in range(nx):
-                v = row[x]
-                if np.isfinite(v):
-                    out[j, x] += w * v
-                else:
-                    bad[x] += w
-                    any_bad = True
-        if any_bad:
-            for x in range(nx):
-                if bad[x] != 0.0:
-                    good = np.float32(1.0) - bad[x]
-                    out[j, x] = out[j, x] / good if good > 1e-6 else np.float32(np.nan)
-    return out
-
-
 def downsample(image: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
-    """Area-average a 2-D image to ``out_shape`` (ny, nx), each no larger than the input: rows
-    first (x), then columns (y), float32. Non-finite pixels are left out of each average; an
-    output pixel with no finite input is NaN. Returns the input (as float32) when shapes match."""
+    """Area-average a 2-D image to ``out_shape`` (ny, nx), each no larger than the input, float32:
+    columns first (along y, ``_resample_cols``), then rows (along x, ``_resample_rows``), each a
+    float32 weighted sum in tap order. Non-finite pixels are left out of each average (weights
+    renormalised); an output pixel with no finite input is NaN. Returns the input (as float32)
+    when the shapes match."""
     image = np.ascontiguousarray(image, dtype=np.float32)
     ny, nx = image.shape
     my, mx = int(out_shape[0]), int(out_shape[1])
-    if mx != nx:
-        image = _resample_rows(image, *area_weights(nx, mx))
     if my != ny:
         image = _resample_cols(image, *area_weights(ny, my))
+    if mx != nx:
+        image = _resample_rows(image, *area_weights(nx, mx))
     return image
 
 
