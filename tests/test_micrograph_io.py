@@ -50,6 +50,31 @@ def test_every_mrc_mode_reads_as_float32_with_the_same_values(tmp_path, dtype, m
     assert mic.pixel_size is None and mic.n_frames == 1 and mic.n_nonfinite == 0
 
 
+def test_imod_unsigned_mode_0_reads_as_uint8(tmp_path):
+    data = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    path = _mrc_raw(tmp_path / "imod.mrc", data.view(np.int8))
+    raw = bytearray(path.read_bytes())
+    raw[152:156] = np.int32(1146047817).tobytes()  # IMOD stamp, flags 0: unsigned bytes
+    raw[156:160] = np.int32(0).tobytes()
+    path.write_bytes(bytes(raw))
+    np.testing.assert_array_equal(read_micrograph(path).data, data.astype(np.float32))
+    raw[156:160] = np.int32(1).tobytes()  # flag bit 0: signed bytes (the MRC2014 meaning)
+    path.write_bytes(bytes(raw))
+    np.testing.assert_array_equal(read_micrograph(path).data, data.view(np.int8).astype(np.float32))
+
+
+def test_big_endian_mrc(tmp_path):
+    data = RNG.normal(size=(6, 9)).astype(np.float32)
+    path = tmp_path / "be.mrc"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with mrcfile.new(path) as mrc:
+            mrc.set_data(data.astype(">f4"))
+    with mrcfile.open(path, header_only=True) as mrc:
+        assert mrc.header.mode.dtype.byteorder == ">"
+    np.testing.assert_array_equal(read_micrograph(path).data, data)
+
+
 def test_mrc_stack_of_frames_is_averaged(tmp_path):
     frames = RNG.integers(0, 5, size=(5, 16, 24)).astype(np.int16)
     path = _mrc_raw(tmp_path / "movie.mrcs", frames)

@@ -138,6 +138,18 @@ def _mrc_pixel_size(header) -> float | None:
     return cella_x / mx
 
 
+_IMOD_STAMP = 1146047817  # IMOD's "IMOD" stamp at byte 152; flag bit 0 at byte 156 = signed bytes
+
+
+def _mode0_is_unsigned(header) -> bool:
+    """True for an IMOD-written mode-0 file without the signed-bytes flag: its bytes are uint8."""
+    if int(header.mode) != 0:
+        return False
+    words = np.frombuffer(header.extra2.tobytes(), dtype=header.mode.dtype)  # bytes 112..195
+    stamp, flags = int(words[10]), int(words[11])  # bytes 152 and 156
+    return stamp == _IMOD_STAMP and not flags & 1
+
+
 def _read_mrc(path: Path) -> tuple[np.ndarray, float | None, int]:
     """Pixels (float32 2-D, frames averaged), pixel size in Å, number of frames of an MRC file."""
     import mrcfile
@@ -150,6 +162,8 @@ def _read_mrc(path: Path) -> tuple[np.ndarray, float | None, int]:
                 raw = mrc.data
                 if raw is None:
                     raise MicrographError(path, "has an MRC header but no readable data", "copy the file again")
+                if _mode0_is_unsigned(header):
+                    raw = raw.view(np.uint8)
                 data = _frames_to_image(raw)
     except MicrographError:
         raise
