@@ -1,0 +1,214 @@
+"""GpuPreprocessor: a micrograph on the GPU -> the equalised uint8 network image and the float32
+network input, with the parameters and algorithm of ``epick.runtime.preprocess`` (same bits).
+
+Only the robust-range histograms (hist_bins int64 values per refinement round, usually one or two
+rounds) and four scalars travel to the host; the image stays on the device.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from epick.runtime.preprocess import (CONSTANT_RTOL, LEVELS, PreprocessParams, Transform, _value_of_rank,
+                                      area_weights, network_shape, robust_range)
+
+SUPPORTED_DTYPES = (np.float32, np.float16, np.int8, np.uint8, np.uint16, np.int16)
+ROBUST_ROUNDS = inspect.signature(robust_range).parameters["max_rounds"].default  # the CPU default
+
+
+@dataclass
+class GpuImage:
+    """Result of one micrograph: device arrays (numba DeviceNDArray) and the coordinate transform.
+
+    - ``levels``: uint8 [my, mx], the network image (= CPU ``preprocess`` output).
+    - ``network_input``: float32 [1, 1, H, W], u8 / 255 padded to a multiple (or None).
+    - ``bounds``: (lo, hi) grey range found by the robust quantiles, or None (constant image).
+    """
+
+    levels: object
+    network_input: object | None
+    transform: Transform
+    bounds: tuple[float, float] | None
+
+
+class GpuPreprocessor:
+    """Preprocess micrographs on the GPU; device buffers are kept per shape and reused.
+
+    ``run(image)`` takes a host array or a device array (anything with
+    ``__cuda_array_interface__``) of float32, float16, int8, uint8, int16 or uint16.
+    ``pad_multiple``/``pad_mode`` shape the network input like ``pad_to_multiple`` (0: no input).
+    """
+
+    def __init__(self, params: PreprocessParams | None = None, *, pad_multiple: int = 32, pad_mode: str = "mean",
+                 stream=None):
+        from numba import cuda
+
+        from . import preprocess_kernels as kernels
+
+        if pad_mode not in ("mean", "edge"):
+            raise ValueError(f"pad_mode must be 'mean' or 'edge', got {pad_mode!r}")
+        self.params = params or PreprocessParams()
+        self.pad_multiple = int(pad_multiple)
+        self.pad_mode = pad_mode
+        self.stream = stream if stream is not None else cuda.stream()
+        self._cuda = cuda
+        self._k = kernels
+        from ._device import BufferPool
+
+        self._pool = BufferPool()
+        self._weights: dict[tuple[int, int], tuple] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def _axis_weights(self, n_in: int, n_out: int):
+        """Device copies of ``area_weights(n_in, n_out)``, uploaded once per pair."""
+        key = (n_in, n_out)
+        if key not in self._weights:
+            start, weights = area_weights(n_in, n_out)
+            self._weights[key] = (self._cuda.to_device(start, stream=self.stream),
+                                  self._cuda.to_device(weights, stream=self.stream))
+        return self._weights[key]
+
+    def _upload(self, image):
+        from ._device import as_device, is_device_array
+
+        if is_device_array(image):
+            dev = as_device(image, self.stream)
+        else:
+            host = np.asarray(image)
+            if host.dtype == np.float64:
+                host = host.astype(np.float32)
+            dev = self._pool.upload("raw", host, self.stream)
+        if len(dev.shape) != 2 or dev.shape[0] == 0 or dev.shape[1] == 0:
+            raise ValueError(f"preprocess needs a non-empty 2-D image, got shape {tuple(dev.shape)}")
+        if not any(np.dtype(dev.dtype) == np.dtype(t) for t in SUPPORTED_DTYPES):
+            raise ValueError(f"unsupported micrograph dtype {dev.dtype}; use one of "
+                             f"{[np.dtype(t).name for t in SUPPORTED_DTYPES]}")
+        return dev
+
+    def downsample(self, raw, out_shape: tuple[int, int]):
+        """Device float32 [my, mx]: area average of ``raw``, along y first, then along x (the
+        order of ``epick.runtime.preprocess.downsample``)."""
+        from ._device import grid_2d
+
+        k, s = self._k, self.stream
+        ny, nx = raw.shape
+        my, mx = out_shape
+        image = raw
+        if my != ny:
+            cols = self._pool.get("cols", (my, nx), np.float32, s)
+            grid, block = grid_2d(my, nx)
+            k.k_resample_cols[grid, block, s](image, *self._axis_weights(ny, my), cols)
+            image = cols
+        if mx != nx:
+            small = self._pool.get("small", (my, mx), np.float32, s)
+            grid, block = grid_2d(my, mx)
+            k.k_resample_rows[grid, block, s](image, *self._axis_weights(nx, mx), small)
+            image = small
+        if np.dtype(image.dtype) != np.float32:
+            cast = self._pool.get("cast", (ny, nx), np.float32, s)
+            grid, block = grid_2d(ny, nx)
+            k.k_cast_f32[grid, block, s](image, cast)
+            image = cast
+        return image
+
+    def robust_range(self, small) -> tuple[float, float] | None:
+        """``epick.runtime.preprocess.robust_range`` on a device image: same quantiles, same rounds.
+
+        The kernels replace ``_finite_min_max`` and ``_histogram``; the round logic below mirrors
+        the CPU function line for line (it has no hook for other histogram functions), and the
+        tests compare both on clean, hot-pixel, NaN and constant images so they cannot drift apart.
+        """
+        from ._device import BLOCK_1D, reduction_blocks
+
+        k, s, p = self._k, self.stream, self.params
+        flat = small.reshape(small.size)
+        blocks = reduction_blocks(small.size)
+        min_max = self._pool.upload("min_max", np.array([np.inf, -np.inf], np.float32), s)
+        count = self._pool.upload("count", np.zeros(1, np.int64), s)
+        k.k_finite_min_max[blocks, BLOCK_1D, s](flat, min_max, count)
+        mn, mx = (float(v) for v in min_max.copy_to_host(stream=s))
+        n = int(count.copy_to_host(stream=s)[0])
+        s.synchronize()
+        if n == 0 or not mx - mn > CONSTANT_RTOL * max(abs(mn), abs(mx)):
+            return None
+        rank_lo = int(math.floor(p.clip_low * (n - 1)))
+        rank_hi = int(math.ceil(p.clip_high * (n - 1)))
+        bins = int(p.hist_bins)
+        zeros = np.zeros(bins, np.int64)
+        lo_edge, hi_edge = mn, mx
+        for _ in range(ROBUST_ROUNDS):
+            hist = self._pool.upload("hist", zeros, s)
+            outside = self._pool.upload("outside", np.zeros(2, np.int64), s)
+            k.k_histogram[blocks, BLOCK_1D, s](flat, lo_edge, hi_edge, bins / (hi_edge - lo_edge), hist, outside)
+            host_hist = hist.copy_to_host(stream=s)
+            below = int(outside.copy_to_host(stream=s)[0])
+            s.synchronize()
+            width = (hi_edge - lo_edge) / bins
+            b_lo, lo = _value_of_rank(below, host_hist, rank_lo, lo_edge, width)
+            b_hi, hi = _value_of_rank(below, host_hist, rank_hi, lo_edge, width)
+            if b_hi - b_lo >= bins // 4 or width <= (mx - mn) * 1e-12:
+                break
+            lo_edge, hi_edge = lo_edge + b_lo * width, lo_edge + (b_hi + 1) * width
+        if not hi > lo:
+            return mn, mx
+        return float(lo), float(hi)
+
+    def levels(self, small, bounds):
+        """Device uint8 [my, mx]: 8-bit levels of ``small`` in ``bounds``, then equalised."""
+        from ._device import BLOCK_1D, grid_2d, reduction_blocks
+
+        k, s = self._k, self.stream
+        my, mx = small.shape
+        grid, block = grid_2d(my, mx)
+        raw_levels = self._pool.get("levels8", (my, mx), np.uint8, s)
+        if bounds is None or not bounds[1] > bounds[0]:
+            raw_levels[:, :] = 128  # constant image: mid grey
+        else:
+            lo, hi = float(bounds[0]), float(bounds[1])
+            k.k_to_levels[grid, block, s](small, lo, 255.0 / (hi - lo), raw_levels)
+        hist = self._pool.upload("hist256", np.zeros(LEVELS, np.int64), s)
+        k.k_histogram_256[reduction_blocks(my * mx), BLOCK_1D, s](raw_levels, hist)
+        lut = self._pool.get("lut", LEVELS, np.uint8, s)
+        pad_grey = self._pool.get("pad_grey", 1, np.uint8, s)
+        k.k_equalise_lut[1, 1, s](hist, 1 if self.params.equalise else 0, lut, pad_grey)
+        out = self._pool.get("u8", (my, mx), np.uint8, s)
+        k.k_apply_lut[grid, block, s](raw_levels, lut, out)
+        return out, pad_grey
+
+    def network_input(self, u8, pad_grey):
+        """Device float32 [1, 1, H, W]: u8 / 255 padded at the bottom/right to ``pad_multiple``."""
+        from ._device import grid_2d
+
+        my, mx = u8.shape
+        m = max(self.pad_multiple, 1)
+        big_y, big_x = my + (-my) % m, mx + (-mx) % m
+        out = self._pool.get("input", (1, 1, big_y, big_x), np.float32, self.stream)
+        grid, block = grid_2d(big_y, big_x)
+        self._k.k_network_input[grid, block, self.stream](u8, pad_grey, 1 if self.pad_mode == "edge" else 0,
+                                                          out.reshape(big_y, big_x))
+        return out
+
+    # ------------------------------------------------------------------ public
+    def run(self, image) -> GpuImage:
+        """Preprocess one micrograph ``image[y, x]``; results stay on the device (see GpuImage).
+
+        The returned device arrays are reused by the next call of the same shape: copy them out or
+        consume them first.
+        """
+        raw = self._upload(image)
+        out_shape = network_shape(tuple(raw.shape), self.params.target_width)
+        small = self.downsample(raw, out_shape)
+        bounds = self.robust_range(small)
+        u8, pad_grey = self.levels(small, bounds)
+        net = self.network_input(u8, pad_grey) if self.pad_multiple > 0 else None
+        return GpuImage(u8, net, Transform.between(tuple(raw.shape), out_shape), bounds)
+
+    def preprocess(self, image) -> tuple[np.ndarray, Transform]:
+        """Same signature and result as ``epick.runtime.preprocess.preprocess`` (uint8 on the host)."""
+        result = self.run(image)
+        u8 = result.levels.copy_to_host(stream=self.stream)
+        self.stream.synchronize()
+        return u8, result.transform
