@@ -282,36 +282,57 @@ def _value_of_rank(below: int, hist: np.ndarray, rank: int, lo_edge: float, widt
     return b, lo_edge + (b + min(max(inside, 0.0), 1.0)) * width
 
 
-def robust_range(image: np.ndarray, clip_low: float = 0.001, clip_high: float = 0.999,
+def is_constant(mn: float, mx: float, n: int) -> bool:
+    """True when ``n`` finite values spanning [mn, mx] count as one value: none at all, or a spread
+    within float32 rounding of the area average (max - min <= CONSTANT_RTOL * max |value|)."""
+    return n == 0 or not mx - mn > CONSTANT_RTOL * max(abs(mn), abs(mx))
+
+
+def refine_range(histogram, mn: float, mx: float, n: int, clip_low: float = 0.001, clip_high: float = 0.999,
                  bins: int = 4096, max_rounds: int = 6) -> tuple[float, float] | None:
-    """Values at quantiles ``clip_low`` and ``clip_high`` of the finite pixels, without sorting.
+    """The quantile search of ``robust_range`` given the finite (min, max, count) of an image and
+    ``histogram(lo_edge, hi_edge) -> (below, hist)``: the count of finite values below ``lo_edge``
+    and an int64[bins] histogram of [lo_edge, hi_edge] (hi included in the last bin). Shared by the
+    CPU and GPU paths so they make the same decisions.
 
     Round 1 histograms [min, max]; each next round histograms only the bins between the two
     quantiles, until they lie >= bins/4 bins apart (a quarter grey level) or ``max_rounds`` is
-    reached, so a hot pixel (which stretches [min, max]) costs one or two extra passes over the
-    image. A quantile is interpolated by rank inside its bin. Returns None when the image has no
-    finite pixel or is constant to float32 precision (max - min <= CONSTANT_RTOL * max |value|,
-    which absorbs the rounding of the area average); falls back to (min, max) when the two
-    quantiles coincide in a non-constant image.
+    reached, so a hot pixel (which stretches [min, max]) costs one or two extra passes. A quantile
+    is interpolated by rank inside its bin. Returns None for a constant image (``is_constant``);
+    falls back to (min, max) when the two quantiles coincide to float32 precision, as in a
+    near-constant image with a few outliers (else rounding noise would be stretched to 0..255).
     """
-    flat = np.ascontiguousarray(image).reshape(-1)
-    mn, mx, n = _finite_min_max(flat)
-    if n == 0 or not mx - mn > CONSTANT_RTOL * max(abs(mn), abs(mx)):
+    mn, mx = float(mn), float(mx)
+    if is_constant(mn, mx, n):
         return None
     rank_lo = int(math.floor(clip_low * (n - 1)))
     rank_hi = int(math.ceil(clip_high * (n - 1)))
-    lo_edge, hi_edge = float(mn), float(mx)
+    lo_edge, hi_edge = mn, mx
     for _ in range(max_rounds):
-        below, hist, _above = _histogram(flat, lo_edge, hi_edge, bins)
+        below, hist = histogram(lo_edge, hi_edge)
         width = (hi_edge - lo_edge) / bins
         b_lo, lo = _value_of_rank(below, hist, rank_lo, lo_edge, width)
         b_hi, hi = _value_of_rank(below, hist, rank_hi, lo_edge, width)
         if b_hi - b_lo >= bins // 4 or width <= (mx - mn) * 1e-12:
             break
         lo_edge, hi_edge = lo_edge + b_lo * width, lo_edge + (b_hi + 1) * width
-    if not hi > lo:
-        return float(mn), float(mx)
+    if is_constant(lo, hi, 2):
+        return mn, mx
     return float(lo), float(hi)
+
+
+def robust_range(image: np.ndarray, clip_low: float = 0.001, clip_high: float = 0.999,
+                 bins: int = 4096, max_rounds: int = 6) -> tuple[float, float] | None:
+    """Values at quantiles ``clip_low`` and ``clip_high`` of the finite pixels, found from refined
+    histograms without sorting (see ``refine_range``); None for a constant or all-NaN image."""
+    flat = np.ascontiguousarray(image).reshape(-1)
+    mn, mx, n = _finite_min_max(flat)
+
+    def histogram(lo_edge: float, hi_edge: float):
+        below, hist, _above = _histogram(flat, lo_edge, hi_edge, bins)
+        return below, hist
+
+    return refine_range(histogram, mn, mx, n, clip_low, clip_high, bins, max_rounds)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -142,6 +142,18 @@ def test_constant_and_all_nan_images_become_mid_grey():
     assert (u8 == 128).all()
 
 
+def test_near_constant_image_with_outliers_keeps_the_background_flat():
+    """99.99% of one value: the quantiles coincide, so the range falls back to (min, max) instead
+    of stretching the float32 rounding noise of the fractional area average to 0..255."""
+    image = np.full((2000, 2000), 5.0, np.float32)
+    image[:3, :3] = 100.0
+    image[-2:, -2:] = -50.0
+    u8, tf = preprocess(image)
+    background = u8[10:-10, 10:-10]
+    assert background.min() == background.max()
+    assert robust_range(downsample(image, tf.network_shape)) == pytest.approx((-50.0, 100.0), abs=1e-3)
+
+
 def test_to_levels_maps_the_range_to_0_255_and_nan_to_mid_grey():
     image = np.array([[-1.0, 0.0, 0.5, 1.0, 2.0, np.nan]], np.float32)
     np.testing.assert_array_equal(to_levels(image, 0.0, 1.0), [[0, 0, 128, 255, 255, 128]])
