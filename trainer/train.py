@@ -1,0 +1,289 @@
+"""The training loop and the three modes (joint, finetune, continual), METHOD.md defaults.
+
+- joint:     random initialisation, every dataset given at once, L_OD.
+- finetune:  start from a model file, train on the new data, L_OD.
+- continual: start from a model file; a frozen copy (teacher, branch A) stays beside the trained
+             copy (branch B). Batches mix new data with the model's exemplar set; the loss is
+             L_OD + 0.1 L_distill (exemplar images only) + 0.01 L_reg.
+
+Each epoch's shuffling and augmentation is seeded from (seed, epoch), so a run is deterministic for
+a seed on a CPU and ``--resume`` continues exactly. Validation AP on a held-out split picks the best
+epoch; the saved model holds the best weights, the history and the exemplar set (old + new).
+"""
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from epick.runtime.errors import EpickError
+
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .data import Sample, load_dataset, make_batch, split_validation
+from .exemplars import select_exemplars
+from .losses import detection_loss, distillation_loss, parameter_regularisation
+from .modelfile import ModelFile, build_metadata, read_model_file, save_model
+from .network import Detector, NetworkConfig, build_detector
+from .validate import evaluate_samples
+
+MODES = ("joint", "finetune", "continual")
+AUTHORS_EPOCHS = 120
+AUTHORS_LR_STEPS = (70, 90)  # lr / 10 at these epochs of 120; scaled for other epoch counts
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (defaults: METHOD.md, the authors' Adam 1e-4, batch 4, 120 epochs)."""
+
+    mode: str = "joint"
+    object_type: str = "particle"
+    epochs: int = AUTHORS_EPOCHS
+    batch_size: int = 4
+    lr: float = 1e-4
+    lr_steps: tuple[int, ...] | None = None  # None: 70/120 and 90/120 of ``epochs``
+    crop: int = 512  # square training crop, network pixels (multiple of 32)
+    repeats: int = 1  # random crops of each new micrograph per epoch
+    exemplar_share: float = 0.25  # continual: fraction of each batch taken from the exemplar set
+    sparse: bool = False
+    val_fraction: float = 0.2
+    seed: int = 0
+    device: str = "cpu"
+    amp: bool = True  # mixed precision, CUDA only
+    width: float = 1.0  # channel multiplier of a new network (0.25 = narrow variant)
+    target_width: int = 1024  # preprocessing of a new model (a loaded model keeps its own)
+    exemplar_objects: int = 200
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise EpickError(f"unknown training mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.crop % 32:
+            raise EpickError(f"--crop must be a multiple of 32, got {self.crop}")
+        if self.batch_size < 1 or self.epochs < 1:
+            raise EpickError("--batch-size and --epochs must be at least 1")
+
+    def milestones(self) -> tuple[int, ...]:
+        """Epochs (0-based) from which the learning rate is divided by 10 once more."""
+        if self.lr_steps is not None:
+            return tuple(int(s) for s in self.lr_steps)
+        return tuple(int(round(s * self.epochs / AUTHORS_EPOCHS)) for s in AUTHORS_LR_STEPS)
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of ``epoch`` (0-based)."""
+        return self.lr * 0.1 ** sum(epoch >= m for m in self.milestones())
+
+
+@dataclass
+class DatasetSpec:
+    """One dataset to learn: micrographs (files, folders or globs), coordinates (files or folders)."""
+
+    name: str
+    micrographs: Sequence[str | Path]
+    coordinates: Sequence[str | Path]
+    diameter: float | None = None  # original micrograph pixels
+    allow_unlabelled: bool = False
+
+
+@dataclass
+class FitResult:
+    """Outcome of ``fit``: best weights, the epoch they come from, and one log row per epoch."""
+
+    best_state: dict[str, torch.Tensor]
+    best_epoch: int
+    best_ap: float | None
+    log: list[dict] = field(default_factory=list)
+
+
+def _device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise EpickError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
+    return torch.device(name)
+
+
+def _batches(n_new: int, n_ex: int, config: TrainConfig, rng: np.random.Generator) -> list[list[tuple[str, int]]]:
+    """Index lists of one epoch: every new sample ``repeats`` times, shuffled; in continual mode each
+    batch also takes ``exemplar_share`` of its slots from the (cycled, shuffled) exemplar set."""
+    new = np.concatenate([rng.permutation(n_new) for _ in range(config.repeats)]) if n_new else np.zeros(0, int)
+    k_ex = 0
+    if n_ex:
+        k_ex = max(1, int(round(config.batch_size * config.exemplar_share)))
+        k_ex = min(k_ex, config.batch_size - 1) if n_new else config.batch_size
+    per_batch = config.batch_size - k_ex
+    n_batches = max(1, math.ceil(len(new) / per_batch)) if per_batch else max(1, math.ceil(n_ex / k_ex))
+    ex_order = np.concatenate([rng.permutation(n_ex) for _ in range(math.ceil(n_batches * k_ex / max(n_ex, 1)) + 1)]) \
+        if n_ex else np.zeros(0, int)
+    out = []
+    for b in range(n_batches):
+        items = [("new", int(i)) for i in new[b * per_batch:(b + 1) * per_batch]]
+        items += [("ex", int(i)) for i in ex_order[b * k_ex:(b + 1) * k_ex]]
+        out.append(items)
+    return out
+
+
+def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], config: TrainConfig, *,
+        exemplars: Sequence[Sample] = (), teacher: Detector | None = None,
+        checkpoint: str | Path | None = None, resume: bool = False) -> FitResult:
+    """Train ``network`` in place; returns the best weights (by validation AP, else the last)."""
+    from tqdm import tqdm
+
+    dev = _device(config.device)
+    network.to(dev).train()
+    use_amp = bool(config.amp and dev.type == "cuda")
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
+    teacher_params = None
+    if teacher is not None:
+        teacher = teacher.to(dev).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        teacher_params = {k: v.detach() for k, v in teacher.named_parameters()}
+    best_state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+    best_ap, best_epoch, log, start = None, -1, [], 0
+    if resume and checkpoint is not None and Path(checkpoint).is_file():
+        ck = load_checkpoint(checkpoint)
+        network.load_state_dict(ck.net)
+        optimizer.load_state_dict(ck.optimizer)
+        best_state, best_ap, best_epoch, log, start = ck.best, ck.best_ap, ck.best_epoch, ck.log, ck.epoch + 1
+    new, ex = list(train), list(exemplars)
+    fallback_diam = float(np.median([s.diameter for s in new + ex if s.diameter] or [20.0]))
+    crop = (config.crop, config.crop)
+    for epoch in range(start, config.epochs):
+        rng = np.random.default_rng([config.seed, epoch])
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr_at(epoch)
+        sums: dict[str, float] = {}
+        batches = _batches(len(new), len(ex), config, rng)
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not config.progress,
+                   leave=False)
+        for items in bar:
+            samples = [new[i] if kind == "new" else ex[i] for kind, i in items]
+            batch = make_batch(samples, crop, fallback_diam, rng)
+            image = torch.from_numpy(batch.image).to(dev)
+            with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
+                feats, outs = network.forward_all(image)
+            tgt = [torch.from_numpy(a).to(dev) for a in (batch.heatmap, batch.offset, batch.size, batch.mask)]
+            terms = detection_loss(outs, tgt[0], tgt[1], tgt[2] if len(outs) > 2 else None, tgt[3],
+                                   sparse=config.sparse)
+            if teacher is not None:
+                idx = torch.from_numpy(np.flatnonzero(batch.exemplar)).to(dev)
+                if idx.numel():
+                    with torch.no_grad(), torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
+                        t_feats, t_outs = teacher.forward_all(image[idx])
+                    terms.distill = distillation_loss(feats[idx], t_feats, outs[0][idx], t_outs[0],
+                                                      outs[1][idx], t_outs[1])
+                terms.reg = parameter_regularisation(network, teacher_params)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(terms.total).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            values = terms.as_floats()
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
+            bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})
+        row = {"epoch": epoch + 1, "lr": config.lr_at(epoch), **{k: v / len(batches) for k, v in sums.items()}}
+        if val:
+            metrics = evaluate_samples(network, val, dev)
+            row.update(val_ap=metrics["ap"], val_ar=metrics["ar"])
+            if metrics["ap"] is not None and (best_ap is None or metrics["ap"] > best_ap):
+                best_ap, best_epoch = metrics["ap"], epoch
+                best_state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+        if not val:
+            best_epoch = epoch
+            best_state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+        log.append(row)
+        if config.progress:
+            tqdm.write("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, Checkpoint(epoch, network.state_dict(), best_state, optimizer.state_dict(),
+                                                   best_ap, best_epoch, log, asdict(config)))
+    return FitResult(best_state, best_epoch, best_ap, log)
+
+
+def _history_entry(name: str, mode: str, samples: Sequence[Sample], result: FitResult, config: TrainConfig) -> dict:
+    labelled = [s for s in samples if s.dataset == name]
+    return {"name": name, "mode": mode, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "particles": int(sum(s.count for s in labelled)), "micrographs": len(labelled),
+            "epochs": config.epochs, "best_epoch": result.best_epoch + 1, "val_ap": result.best_ap,
+            "sparse": config.sparse}
+
+
+def train_samples(samples: Sequence[Sample], config: TrainConfig, output: str | Path, *,
+                  init: ModelFile | None = None, preprocess: dict | None = None,
+                  particle_diameter: float | None = None, checkpoint: str | Path | None = None,
+                  resume: bool = False) -> tuple[Path, FitResult]:
+    """Train on already loaded ``samples`` (any number of datasets) and write the model file ``output``."""
+    if config.mode == "joint" and init is not None:
+        raise EpickError("joint training starts from random weights; drop --model, or use --mode finetune/continual")
+    if config.mode != "joint" and init is None:
+        raise EpickError(f"--mode {config.mode} starts from a model: give it with --model MODEL.epick")
+    if init is not None and init.metadata["object_type"] != config.object_type:
+        raise EpickError(f"the model picks {init.metadata['object_type']}s but --object is {config.object_type}; "
+                         "train a new model with --mode joint for another object type")
+    if not any(s.labelled and s.count for s in samples):
+        raise EpickError("no labelled objects in the training data; check the coordinate files")
+    train, val = split_validation(list(samples), config.val_fraction, config.seed)
+    torch.manual_seed(config.seed)
+    if init is None:
+        network = build_detector(NetworkConfig(width=config.width, with_size=config.object_type == "vesicle",
+                                               name="dla34" if config.width == 1.0 else f"dla34-w{config.width:g}"))
+    else:
+        network = copy.deepcopy(init.network)
+    teacher = copy.deepcopy(init.network) if config.mode == "continual" else None
+    old_ex = list(init.exemplars) if init is not None else []
+    result = fit(network, train, val, config, exemplars=old_ex if teacher is not None else (), teacher=teacher,
+                 checkpoint=checkpoint, resume=resume)
+    network.load_state_dict(result.best_state)
+    network.cpu().eval()
+    names = sorted({s.dataset for s in samples})
+    exemplars = [e for e in old_ex if e.dataset not in names]
+    for name in names:
+        exemplars += select_exemplars([s for s in samples if s.dataset == name], config.exemplar_objects)
+    history = list(init.metadata["history"]) if init is not None else []
+    history += [_history_entry(n, config.mode, samples, result, config) for n in names]
+    diam_net = float(np.median([s.diameter for s in samples if s.diameter] or [0.0]))
+    if init is not None:
+        preprocess = init.metadata["preprocess"]
+        particle_diameter = particle_diameter or init.metadata.get("particle_diameter")
+    if preprocess is None:
+        from epick.runtime.preprocess import PreprocessParams
+        preprocess = PreprocessParams(target_width=config.target_width).to_dict()
+    meta = build_metadata(network.config, object_type=config.object_type, preprocess=preprocess,
+                          particle_diameter=particle_diameter, diameter_network=diam_net, history=history,
+                          training={**asdict(config), "log": result.log})
+    return save_model(output, network, meta, exemplars), result
+
+
+def train_model(specs: Sequence[DatasetSpec], config: TrainConfig, output: str | Path, *,
+                init_model: str | Path | None = None, resume: bool = False) -> tuple[Path, FitResult]:
+    """Read the datasets (preprocessed with the model's settings), train, write ``output``.
+
+    Checkpoints go to ``<output>.ckpt`` after every epoch; ``resume`` continues from it.
+    """
+    from epick.runtime.preprocess import PreprocessParams
+
+    init = read_model_file(init_model) if init_model is not None else None
+    params = (PreprocessParams.from_dict(init.metadata["preprocess"]) if init is not None
+              else PreprocessParams(target_width=config.target_width))
+    samples: list[Sample] = []
+    for spec in specs:
+        samples += load_dataset(spec.micrographs, spec.coordinates, params, dataset=spec.name,
+                                object_type=config.object_type, diameter=spec.diameter,
+                                allow_unlabelled=spec.allow_unlabelled, progress=config.progress)
+    missing = [s.name for s in samples if s.labelled and s.diameter is None]
+    if missing and config.object_type != "vesicle":
+        raise EpickError(f"no particle diameter for {missing[0]} (the coordinate file carries none); "
+                         "give it in original pixels with --diameter")
+    diameters = [spec.diameter for spec in specs if spec.diameter]
+    output = Path(output)
+    return train_samples(samples, config, output, init=init, preprocess=params.to_dict(),
+                         particle_diameter=diameters[-1] if diameters else None,
+                         checkpoint=output.with_name(output.name + ".ckpt"), resume=resume)
