@@ -1,0 +1,300 @@
+"""simulate_micrograph: one micrograph with known truth (particles, vesicles or fibers).
+
+Image model (weak phase object, per pixel):
+    thickness  t(x)  A of protein-equivalent density along the beam (objects, junk, carbon, ice blobs)
+    phase      phi = sigma * dV * t                      (rad; sigma at 300 kV, dV = 2.5 V)
+    contrast   c   = IFFT(CTF * FFT(gain * phi)) + CTF-filtered ice noise
+    intensity  I   = N0 * T(x) * (1 + 2 c)               (N0 = dose * pixel_size^2 electrons/px,
+                                                          T = ice / carbon / contamination transmission)
+    image      = I + sqrt(I) * z  (shot noise, Gaussian approximation)  [* detector MTF]
+``gain`` is 1 for physical contrast (``snr=None``) or set so that the per-object SNR equals ``snr``:
+SNR = 4 N0 * (energy of the CTF-filtered object phase) / (object footprint area), i.e. signal
+variance over the object's footprint divided by the shot-noise variance (per pixel).
+The output image is float32 electrons per pixel, ``image[y, x]`` (x = column, y = row).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.fft as sfft
+
+from epick.runtime.picks import Picks
+
+from . import fibers as F
+from . import realism as R
+from .imaging import INTERACTION_RAD_PER_V_A, PROTEIN_CONTRAST_V, CTFParams, ctf_2d, detector_mtf
+from .layout import paste, sample_positions
+from .particles import get_particle_type
+from .projection import DEFAULT_BINS, projection
+from .vesicles import HEADGROUP_THICKNESS_A, LEAFLET_OFFSET_A, vesicle_projection
+
+OBJECTS = ("particle", "vesicle", "fiber")
+DEFAULT_SNR = {"particle": 0.08, "vesicle": 0.4, "fiber": 0.2}  # per-pixel SNR over the object's footprint
+DEFAULT_DOSE = 40.0  # e/A^2
+CARBON_THICKNESS_A = 120.0
+CARBON_CONTRAST_V = 4.0
+CONTAMINATION_CONTRAST_V = 0.5  # phase per A of extra ice (kept small: the weak-phase model)
+
+
+@dataclass
+class SimulatedMicrograph:
+    """A simulated micrograph: image (float32 e/px), truth (centres in px of this image), parameters."""
+
+    image: np.ndarray
+    truth: Picks
+    params: dict
+    potential: np.ndarray | None = field(default=None, repr=False)  # truth objects' thickness (A), on request
+    excluded: np.ndarray | None = field(default=None, repr=False)  # carbon / ice blobs (bool), on request
+
+
+def auto_pixel_size(object_diameter_a: float, shape: tuple[int, int], obj: str = "particle") -> float:
+    """Pixel size (A/px) giving objects a convenient size: particles min(shape)/10 px (24..120 px),
+    fibers min(shape)/40 px (4..30 px), vesicles (mean diameter) min(shape)/5 px (24..400 px)."""
+    m = min(shape)
+    if obj == "fiber":
+        target = np.clip(m / 40, 4, 30)
+    elif obj == "vesicle":
+        target = np.clip(m / 5, 24, 400)
+    else:
+        target = np.clip(m / 10, 24, 120)
+    return float(round(object_diameter_a / target, 3))
+
+
+def _fourier_energy(spec: np.ndarray, nx: int) -> float:
+    """Sum over pixels of the squared real image whose rfft2 is ``spec`` (DC removed; Parseval)."""
+    p = (spec.real ** 2 + spec.imag ** 2)
+    w = np.full(spec.shape[1], 2.0)
+    w[0] = 1.0
+    if nx % 2 == 0:
+        w[-1] = 1.0
+    total = float((p * w[None, :]).sum()) - float(p[0, 0])
+    return total / (spec.shape[0] * nx)
+
+
+def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | None = None,
+                        n_particles: int | None = None, pixel_size: float | None = None, seed: int = 0,
+                        object: str = "particle", *, name: str | None = None,
+                        density: float | None = None, min_distance_frac: float = 0.85,
+                        snr: float | None | str = "auto", dose: float = DEFAULT_DOSE,
+                        defocus_um: float | None = None, astigmatism_um: float | None = None,
+                        astigmatism_angle_deg: float | None = None, voltage_kv: float = 300.0,
+                        cs_mm: float = 2.7, amplitude_contrast: float = 0.07, bfactor_a2: float | None = None,
+                        ice_thickness_nm: float | None = None, ice_gradient_nm: float | None = None,
+                        unevenness: float | None = None, ice_noise: float = 0.3, mtf: bool = False,
+                        contamination: int | None = None, carbon: float | None = None,
+                        junk_fraction: float | None = None, clean: bool = False,
+                        n_bins: int = DEFAULT_BINS,
+                        vesicle_radius_nm: tuple[float, float] = (20.0, 100.0),
+                        persistence_nm: float | None = None, fiber_spacing_px: float | None = None,
+                        keep_potential: bool = False) -> SimulatedMicrograph:
+    """Simulate one micrograph of ``shape`` (ny, nx) px with known truth; deterministic for ``seed``.
+
+    - ``object``: "particle" (``particle`` = a type from list_particle_types(), default ribosome),
+      "vesicle" (truth radius in px) or "fiber" (``particle`` = a fiber type, default amyloid; truth
+      as ordered points with tube IDs).
+    - ``n_particles``: objects to place (particles, vesicles or fibers); default from ``density``
+      (fraction of the area the objects cover, default 0.2; crowded ~0.5 with overlaps when
+      ``min_distance_frac`` < 1).
+    - ``pixel_size`` A/px (default: auto_pixel_size). ``snr``: per-object SNR after the CTF (None =
+      physical contrast at ``dose`` e/A^2; "auto" = DEFAULT_SNR of the object kind). Defocus 0.8-3 um and astigmatism are drawn when not given.
+    - Realism (drawn when None; all off with ``clean=True``): ``contamination`` blobs, ``carbon``
+      (fraction of the image depth covered by carbon film), ``junk_fraction`` (aggregates and broken
+      particles per particle), ``unevenness``, ice thickness and gradient; ``ice_noise`` is the
+      CTF-filtered ice structure's variance relative to shot noise; ``mtf`` applies a detector MTF.
+    - ``keep_potential``: also return the truth objects' projected thickness (A), before the CTF,
+      and the ``excluded`` mask (carbon film and ice contamination, where no object is placed).
+    """
+    if object not in OBJECTS:
+        raise ValueError(f"object must be one of {OBJECTS}, not {object!r}")
+    ny, nx = int(shape[0]), int(shape[1])
+    if ny < 16 or nx < 16:
+        raise ValueError(f"micrograph shape {shape} is too small (at least 16 x 16 px)")
+    shape = (ny, nx)
+    rng = np.random.default_rng(seed)
+    if snr == "auto":
+        snr = DEFAULT_SNR[object]
+
+    # ---- what is imaged, at which scale
+    if object == "particle":
+        kind = particle or "ribosome"
+        diameter_a = get_particle_type(kind).diameter_a
+    elif object == "vesicle":
+        kind = "vesicle"
+        diameter_a = float(sum(vesicle_radius_nm)) * 10.0  # mean diameter, A
+    else:
+        kind = particle or "amyloid"
+        if kind not in F.FIBER_TYPES:
+            raise ValueError(f"unknown fiber type {kind!r}; known: {', '.join(F.FIBER_TYPES)}")
+        diameter_a = F.FIBER_TYPES[kind].diameter_nm * 10.0
+    px = float(pixel_size) if pixel_size else auto_pixel_size(diameter_a, shape, object)
+    diameter_px = diameter_a / px
+    n0 = dose * px * px  # electrons per pixel
+
+    # ---- microscope (drawn in a fixed order so a seed fixes everything)
+    draw = rng.uniform(size=8)
+    df_um = defocus_um if defocus_um is not None else 0.8 + 2.2 * draw[0]
+    ast_um = astigmatism_um if astigmatism_um is not None else 0.02 + 0.15 * draw[1]
+    ast_deg = astigmatism_angle_deg if astigmatism_angle_deg is not None else 180.0 * draw[2]
+    bfac = bfactor_a2 if bfactor_a2 is not None else 40.0 + 110.0 * draw[3]
+    ctf = CTFParams(df_um * 1e4 + ast_um * 5e3, df_um * 1e4 - ast_um * 5e3, ast_deg,
+                    voltage_kv, cs_mm, amplitude_contrast, bfac)
+    if clean:
+        ice_t, ice_g, uneven, n_cont, carbon_depth, junk_frac = 400.0, 0.0, 0.0, 0, 0.0, 0.0
+    else:
+        ice_t = ice_thickness_nm * 10 if ice_thickness_nm is not None else 250.0 + 500.0 * draw[4]
+        ice_g = ice_gradient_nm * 10 if ice_gradient_nm is not None else 120.0 * draw[5]
+        uneven = unevenness if unevenness is not None else 0.003 + 0.012 * draw[6]
+        area_scale = max(1.0, ny * nx / 2048.0 ** 2)
+        n_cont = contamination if contamination is not None else int(rng.poisson(0.5 * area_scale))
+        carbon_depth = carbon if carbon is not None else (rng.uniform(0.08, 0.3) if draw[7] < 0.2 else 0.0)
+        junk_frac = junk_fraction if junk_fraction is not None else 0.08
+    if density is None:
+        density = 0.2 if object != "fiber" else 0.03
+
+    # ---- background: ice, carbon, contamination
+    trans = R.ice_transmission(rng, shape, ice_t, ice_g, uneven)
+    other = np.zeros(shape, dtype=np.float32)  # thickness x contrast (V*A) of things not in the truth
+    allowed = np.ones(shape, dtype=bool)
+    carbon_frac = 0.0
+    if carbon_depth > 0:
+        cmask = R.carbon_region(rng, shape, carbon_depth)
+        carbon_frac = float(cmask.mean())
+        trans[cmask] *= np.float32(np.exp(-CARBON_THICKNESS_A / R.ICE_MEAN_FREE_PATH_A * 2))
+        other[cmask] += CARBON_THICKNESS_A * CARBON_CONTRAST_V / PROTEIN_CONTRAST_V
+        allowed &= ~cmask
+    blobs = []
+    if n_cont > 0:
+        thick, blobs = R.contamination_blobs(rng, shape, n_cont, px)
+        trans *= np.exp(-thick / R.ICE_MEAN_FREE_PATH_A).astype(np.float32)
+        other += thick * (CONTAMINATION_CONTRAST_V / PROTEIN_CONTRAST_V)
+        allowed &= thick <= 0
+
+    # ---- objects (thickness in A of protein-equivalent density)
+    obj = np.zeros(shape, dtype=np.float32)
+    truth_x, truth_y, radius, tube_id = [], [], None, None
+    footprint = 0.0
+    extra: dict = {}
+    kernel_ft = None
+    n_junk = 0
+    if object == "particle":
+        if n_particles is None:
+            n_particles = int(round(density * ny * nx / (np.pi * diameter_px ** 2 / 4)))
+        pos = sample_positions(rng, n_particles, shape, diameter_px / 2, min_distance_frac * diameter_px,
+                               allowed)
+        bins = rng.integers(n_bins, size=len(pos))
+        turns = rng.integers(4, size=len(pos))
+        for (cx, cy), b, k in zip(pos, bins, turns):
+            paste(obj, np.rot90(projection(kind, px, int(b)), int(k)), int(cx), int(cy))
+        truth_x, truth_y = pos[:, 0], pos[:, 1]
+        footprint = len(pos) * np.pi * diameter_px ** 2 / 4
+        n_junk = int(round(junk_frac * len(pos))) if junk_frac > 0 else 0
+        if junk_frac > 0 and len(pos) >= 4:
+            n_junk = max(n_junk, 1)
+        if n_junk:
+            jpos = sample_positions(rng, n_junk, shape, 0, 1.5 * diameter_px, allowed,
+                                    occupied=pos, occupied_dist=1.3 * diameter_px)
+            for jx, jy in jpos:
+                if rng.uniform() < 0.5:
+                    piece = R.aggregate(rng, kind, px, n_bins, diameter_px)
+                else:
+                    piece = R.broken_particle(rng, kind, px, n_bins)
+                paste(other, piece, int(jx), int(jy))
+            n_junk = len(jpos)
+    elif object == "vesicle":
+        r_lo, r_hi = (v * 10.0 / px for v in vesicle_radius_nm)
+        mean_r = 0.5 * (r_lo + r_hi)
+        if n_particles is None:
+            n_particles = max(1, int(round(density * ny * nx / (np.pi * mean_r ** 2))))
+        pos = sample_positions(rng, n_particles, shape, 0.5 * r_lo, 0.6 * mean_r, allowed)
+        radii = rng.uniform(r_lo, r_hi, len(pos))
+        for (cx, cy), r in zip(pos, radii):
+            paste(obj, vesicle_projection(r * px, px), int(cx), int(cy))
+        truth_x, truth_y, radius = pos[:, 0], pos[:, 1], radii
+        band = max(4.0, 2 * (LEAFLET_OFFSET_A + HEADGROUP_THICKNESS_A) / px)  # membrane band width (px)
+        footprint = float(np.sum(2 * np.pi * radii * band))
+    else:
+        ftype = F.FIBER_TYPES[kind]
+        lp_px = (persistence_nm if persistence_nm is not None else ftype.persistence_nm) * 10.0 / px
+        radius_px = diameter_px / 2
+        if n_particles is None:
+            n_particles = max(1, int(round(density * ny * nx / (diameter_px * max(ny, nx)))))
+        spacing = fiber_spacing_px or max(4.0, diameter_px)
+        xs, ys, ids = [], [], []
+        length_total = 0.0
+        for _ in range(n_particles):
+            start = rng.uniform((0.1 * nx, 0.1 * ny), (0.9 * nx, 0.9 * ny))
+            ang = rng.uniform(0, 2 * np.pi)
+            length = rng.uniform(0.6, 1.6) * max(ny, nx)
+            path = F.worm_like_path(rng, start - 0.5 * length * np.array([np.cos(ang), np.sin(ang)]), ang,
+                                    length, lp_px)
+            s = np.arange(len(path)) * F.STEP_PX * px / 10.0  # nm along the fiber
+            phase0 = rng.uniform(0, 2 * np.pi)
+            w = F.STEP_PX * px * (1 + ftype.modulation * np.cos(2 * np.pi * s / ftype.crossover_nm + phase0))
+            F.splat_line(obj, path, w)
+            for piece in F.truth_points(path, spacing, shape, radius_px):
+                ids.append(np.full(len(piece), len(ids) + 1))
+                xs.append(piece[:, 0])
+                ys.append(piece[:, 1])
+                length_total += (len(piece) - 1) * spacing
+        truth_x = np.concatenate(xs) if xs else np.zeros(0)
+        truth_y = np.concatenate(ys) if ys else np.zeros(0)
+        tube_id = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
+        footprint = length_total * diameter_px
+        kernel_ft = F.disk_kernel_ft(shape, radius_px)
+        extra["persistence_nm"] = lp_px * px / 10.0
+        extra["spacing_px"] = float(spacing)
+
+    # ---- image formation
+    sigma = np.float32(INTERACTION_RAD_PER_V_A * PROTEIN_CONTRAST_V)  # rad per A of protein
+    ctf_ft = ctf_2d(shape, px, ctf)
+    obj_ft = sfft.rfft2(obj, workers=1)
+    if kernel_ft is not None:
+        obj_ft *= kernel_ft
+    potential = sfft.irfft2(obj_ft, s=shape, workers=1) if keep_potential and kernel_ft is not None else \
+        (obj.copy() if keep_potential else None)
+    obj_ft *= sigma
+    energy = _fourier_energy(obj_ft * ctf_ft, nx) if footprint > 0 else 0.0
+    snr_physical = 4.0 * n0 * energy / footprint if footprint > 0 else 0.0
+    gain = float(np.sqrt(snr / snr_physical)) if (snr is not None and snr_physical > 0) else 1.0
+    total_ft = obj_ft
+    if np.any(other):
+        total_ft += sigma * sfft.rfft2(other, workers=1)
+    total_ft *= np.float32(gain)
+    if ice_noise > 0:
+        mean_ctf2 = float(np.mean(ctf_ft.astype(np.float64) ** 2))
+        s = np.sqrt(ice_noise / (4.0 * n0 * max(mean_ctf2, 1e-12)))
+        scale = np.float32(s * np.sqrt(ny * nx / 2.0))
+        total_ft += (rng.standard_normal(total_ft.shape, dtype=np.float32)
+                     + 1j * rng.standard_normal(total_ft.shape, dtype=np.float32)) * scale
+    total_ft *= ctf_ft
+    contrast = sfft.irfft2(total_ft, s=shape, workers=1)
+    intensity = (np.float32(n0) * trans) * (1.0 + 2.0 * contrast)
+    np.maximum(intensity, 0, out=intensity)
+    noise = rng.standard_normal(shape, dtype=np.float32)
+    image = intensity + np.sqrt(intensity) * noise
+    if mtf:
+        image = sfft.irfft2(sfft.rfft2(image, workers=1) * detector_mtf(shape), s=shape, workers=1)
+    image = np.ascontiguousarray(image, dtype=np.float32)
+
+    mname = name or f"{kind}_{seed:06d}"
+    truth = Picks(mname, np.asarray(truth_x, float), np.asarray(truth_y, float),
+                  score=np.ones(len(truth_x)), radius=radius, tube_id=tube_id, shape=shape,
+                  diameter=float(diameter_px if object != "vesicle" else 2 * np.median(radius) if len(radius) else diameter_px),
+                  pixel_size=px)
+    params = {
+        "micrograph": mname, "object": object, "particle": kind, "seed": int(seed), "shape": [ny, nx],
+        "pixel_size_a": px, "diameter_a": float(diameter_a), "diameter_px": float(diameter_px),
+        "n_objects": int(len(truth_x)) if object != "fiber" else int(len(set(tube_id.tolist()))),
+        "n_points": int(len(truth_x)),
+        "dose_e_per_a2": float(dose), "electrons_per_px": float(n0), "snr_target": snr,
+        "snr_physical": float(snr_physical), "snr": float(snr_physical * gain * gain), "contrast_gain": gain,
+        "ctf": ctf.to_dict(), "defocus_um": float(df_um), "ice_thickness_a": float(ice_t),
+        "ice_gradient_a": float(ice_g), "unevenness": float(uneven), "ice_noise": float(ice_noise),
+        "mtf": bool(mtf), "contamination_blobs": len(blobs), "carbon_fraction": carbon_frac,
+        "junk": int(n_junk), "density": float(density), "min_distance_frac": float(min_distance_frac),
+        "n_bins": int(n_bins), "clean": bool(clean), **extra,
+    }
+    if object == "particle":
+        params["particle_source"] = get_particle_type(kind).source
+    return SimulatedMicrograph(image, truth, params, potential, ~allowed if keep_potential else None)
