@@ -1,0 +1,121 @@
+"""Ready-made data sets: ``continual10`` (ten particle datasets as diverse as the paper's, plus one
+vesicle and one fiber dataset; train/test splits) and ``general`` (every type, varied imaging, for
+pre-training). Layout: ``OUT/<dataset>/{train,test}/NAME.{mrc,star}``, ``OUT/<dataset>/manifest.json``
+and ``OUT/suite.json``. Everything is fixed by the suite seed.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from epick.runtime.io.atomic import atomic_write
+
+from .fibers import FIBER_TYPES
+from .micrograph import auto_pixel_size, simulate_micrograph
+from .output import MANIFEST_NAME, write_manifest, write_simulated
+from .particles import list_particle_types, particle_diameter_a
+
+
+@dataclass
+class DatasetSpec:
+    """One dataset of a suite: what is imaged and how its micrographs vary."""
+
+    name: str
+    object: str
+    particle: str | None
+    pixel_scale: float = 1.0  # multiplies the automatic pixel size (larger = smaller particles)
+    density: tuple[float, float] = (0.12, 0.35)
+    snr: tuple[float, float] = (0.06, 0.1)
+    extra: dict = field(default_factory=dict)
+
+
+CONTINUAL10 = [
+    DatasetSpec("ribosome", "particle", "ribosome", 1.2),
+    DatasetSpec("proteasome", "particle", "proteasome", 1.0),
+    DatasetSpec("apoferritin", "particle", "apoferritin", 1.1, (0.25, 0.45)),
+    DatasetSpec("toxin", "particle", "toxin", 1.3),
+    DatasetSpec("virus", "particle", "virus", 1.4, (0.2, 0.4)),
+    DatasetSpec("betagal", "particle", "betagal", 1.0),
+    DatasetSpec("small", "particle", "small", 1.0, (0.15, 0.4), (0.05, 0.08)),
+    DatasetSpec("chaperonin", "particle", "chaperonin", 1.0),
+    DatasetSpec("spike", "particle", "spike", 1.1),
+    DatasetSpec("dumbbell", "particle", "dumbbell", 1.2),
+    DatasetSpec("vesicle", "vesicle", None, 1.0, (0.1, 0.25), (0.3, 0.5)),
+    DatasetSpec("fiber", "fiber", "amyloid", 1.0, (0.02, 0.05), (0.15, 0.25)),
+]
+
+
+def general_specs() -> list[DatasetSpec]:
+    """Every particle type (parametric and atomic) and every fiber type, with wider variation."""
+    specs = [DatasetSpec(f"general_{n}", "particle", n, 1.0, (0.05, 0.5), (0.03, 0.15))
+             for n in list_particle_types()]
+    specs.append(DatasetSpec("general_vesicle", "vesicle", None, 1.0, (0.08, 0.3), (0.2, 0.6)))
+    specs += [DatasetSpec(f"general_{n}", "fiber", n, 1.0, (0.01, 0.06), (0.1, 0.3)) for n in FIBER_TYPES]
+    return specs
+
+
+SUITES = {"continual10": (lambda: CONTINUAL10, 10, 5), "general": (general_specs, 8, 2)}
+
+
+def _object_diameter_a(spec: DatasetSpec) -> float:
+    if spec.object == "particle":
+        return particle_diameter_a(spec.particle)
+    if spec.object == "vesicle":
+        return 1200.0
+    return FIBER_TYPES[spec.particle].diameter_nm * 10.0
+
+
+def write_dataset(spec: DatasetSpec, out: Path, shape: tuple[int, int], n_train: int, n_test: int,
+                  seed: int, progress=None) -> Path:
+    """Simulate and write one dataset (train and test splits) with its manifest; returns the manifest path."""
+    rng = np.random.default_rng(seed)
+    px = auto_pixel_size(_object_diameter_a(spec), shape, spec.object) * spec.pixel_scale
+    rows = []
+    for i in range(n_train + n_test):
+        split = "train" if i < n_train else "test"
+        mseed = seed * 1000 + i
+        density = float(rng.uniform(*spec.density))
+        snr = float(rng.uniform(*spec.snr))
+        sim = simulate_micrograph(shape, spec.particle, pixel_size=px, seed=mseed, object=spec.object,
+                                  density=density, snr=snr, name=f"{spec.name}_{i:03d}", **spec.extra)
+        row = write_simulated(sim, out / spec.name / split)
+        row["micrograph"] = f"{split}/{row['micrograph']}"
+        row["coordinates"] = f"{split}/{row['coordinates']}"
+        row["split"] = split
+        rows.append(row)
+        if progress is not None:
+            progress.update(1)
+    first = rows[0]["params"]
+    header = {"dataset": spec.name, "object": spec.object, "particle": first["particle"],
+              "diameter_px": first["diameter_px"], "diameter_a": first["diameter_a"],
+              "pixel_size_a": px, "seed": seed, "shape": list(shape),
+              "n_train": n_train, "n_test": n_test, "generator": "epick.simulator"}
+    return write_manifest(out / spec.name / MANIFEST_NAME, header, rows)
+
+
+def write_suite(name: str, out: str | Path, shape: tuple[int, int] = (1024, 1024), seed: int = 0,
+                n_train: int | None = None, n_test: int | None = None, only: list[str] | None = None) -> Path:
+    """Write suite ``name`` ("continual10" or "general") under ``out``; returns ``out/suite.json``."""
+    from tqdm import tqdm
+
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; known: {', '.join(SUITES)}")
+    make, d_train, d_test = SUITES[name]
+    n_train = d_train if n_train is None else n_train
+    n_test = d_test if n_test is None else n_test
+    specs = [s for s in make() if not only or s.name in only]
+    out = Path(out)
+    datasets = []
+    with tqdm(total=len(specs) * (n_train + n_test), desc=f"simulate {name}", unit="mic") as bar:
+        for k, spec in enumerate(specs):
+            bar.set_postfix_str(spec.name)
+            manifest = write_dataset(spec, out, shape, n_train, n_test, seed * 100 + k, bar)
+            datasets.append({"dataset": spec.name, "object": spec.object, "manifest": str(manifest.relative_to(out))})
+    path = out / "suite.json"
+    with atomic_write(path) as handle:
+        json.dump({"suite": name, "seed": seed, "shape": list(shape), "datasets": datasets}, handle, indent=1)
+        handle.write("\n")
+    return path
