@@ -37,7 +37,10 @@ class GpuPeakFinder:
         if is_device_array(array):
             dev = as_device(array, self.stream, np.float32)
         else:
-            dev = self._pool.upload(name, np.ascontiguousarray(array, dtype=np.float32), self.stream)
+            host = np.ascontiguousarray(array, dtype=np.float32)
+            if host.size != int(np.prod(shape)):
+                raise ValueError(f"{name} must have shape {tuple(shape)}, got {host.shape}")
+            dev = self._pool.upload(name, host.reshape(shape), self.stream)
         if tuple(dev.shape) != tuple(shape):
             dev = dev.reshape(*shape) if int(np.prod(dev.shape)) == int(np.prod(shape)) else None
         if dev is None:
