@@ -56,17 +56,32 @@ def ctf_gamma(k2: np.ndarray, defocus_a, p: CTFParams) -> np.ndarray:
 
 
 def ctf_2d(shape: tuple[int, int], pixel_size: float, p: CTFParams, real: bool = True) -> np.ndarray:
-    """The CTF (with B-factor envelope) on the rfft2 grid of an image of ``shape``, float32."""
+    """The CTF (with B-factor envelope) on the rfft2 grid of an image of ``shape``, float32.
+
+    Astigmatism: df(theta) = mean + half_diff * cos(2 (theta - angle)), evaluated without arctan2 as
+    cos(2 theta) = (kx^2 - ky^2) / k^2 and sin(2 theta) = 2 kx ky / k^2 (all float32 for speed).
+    """
     kx, ky = frequency_grid(shape, pixel_size, real)
-    k2 = kx * kx + ky * ky
-    ang = np.arctan2(ky, kx) - np.deg2rad(p.astigmatism_angle_deg)
-    df = 0.5 * (p.defocus_u_a + p.defocus_v_a) + 0.5 * (p.defocus_u_a - p.defocus_v_a) * np.cos(2 * ang)
-    g = ctf_gamma(k2, df, p)
-    a = p.amplitude_contrast
-    ctf = -(np.sqrt(1 - a * a) * np.sin(g) + a * np.cos(g))
+    kx2, ky2 = kx * kx, ky * ky
+    k2 = kx2 + ky2
+    lam = float(electron_wavelength_a(p.voltage_kv))
+    cs = float(p.cs_mm) * 1e7
+    mean_df = 0.5 * float(p.defocus_u_a + p.defocus_v_a)
+    half = 0.5 * float(p.defocus_u_a - p.defocus_v_a)
+    a2 = 2.0 * float(np.deg2rad(p.astigmatism_angle_deg))
+    # gamma = pi lam (mean_df k^2 + half (cos2a (kx^2 - ky^2) + sin2a 2 kx ky)) - pi/2 Cs lam^3 k^4
+    g = (kx2 - ky2) * (half * float(np.cos(a2)))
+    g += (2.0 * half * float(np.sin(a2))) * (kx * ky)
+    g += mean_df * k2
+    g *= np.pi * lam
+    g -= (0.5 * np.pi * cs * lam ** 3) * (k2 * k2)
+    a = float(p.amplitude_contrast)
+    ctf = np.sin(g)
+    ctf *= -np.sqrt(1.0 - a * a)
+    ctf -= a * np.cos(g)
     if p.bfactor_a2:
-        ctf = ctf * np.exp(-p.bfactor_a2 * k2 / 4.0)
-    return ctf.astype(np.float32)
+        ctf *= np.exp(k2 * (-float(p.bfactor_a2) / 4.0))
+    return ctf.astype(np.float32, copy=False)
 
 
 def ctf_zeros_per_a(defocus_a: float, p: CTFParams, n: int = 5) -> np.ndarray:

@@ -262,17 +262,26 @@ def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | Non
         total_ft += sigma * sfft.rfft2(other, workers=1)
     total_ft *= np.float32(gain)
     if ice_noise > 0:
-        mean_ctf2 = float(np.mean(ctf_ft.astype(np.float64) ** 2))
+        # white ice-structure phase, made directly on the rfft grid (variance N * s^2 per coefficient)
+        flat = ctf_ft.ravel()
+        mean_ctf2 = float(np.dot(flat, flat)) / flat.size
         s = np.sqrt(ice_noise / (4.0 * n0 * max(mean_ctf2, 1e-12)))
         scale = np.float32(s * np.sqrt(ny * nx / 2.0))
-        total_ft += (rng.standard_normal(total_ft.shape, dtype=np.float32)
-                     + 1j * rng.standard_normal(total_ft.shape, dtype=np.float32)) * scale
+        white = rng.standard_normal((total_ft.shape[0], 2 * total_ft.shape[1]), dtype=np.float32)
+        white *= scale
+        total_ft += white.view(np.complex64)  # adjacent float pairs = (real, imag)
+        del white
     total_ft *= ctf_ft
-    contrast = sfft.irfft2(total_ft, s=shape, workers=1)
-    intensity = (np.float32(n0) * trans) * (1.0 + 2.0 * contrast)
+    intensity = sfft.irfft2(total_ft, s=shape, workers=1)  # contrast c, turned into N0 T (1 + 2 c) in place
+    del total_ft, obj_ft
+    intensity *= np.float32(2.0)
+    intensity += np.float32(1.0)
+    intensity *= trans
+    intensity *= np.float32(n0)
     np.maximum(intensity, 0, out=intensity)
-    noise = rng.standard_normal(shape, dtype=np.float32)
-    image = intensity + np.sqrt(intensity) * noise
+    image = np.sqrt(intensity)
+    image *= rng.standard_normal(shape, dtype=np.float32)
+    image += intensity
     if mtf:
         image = sfft.irfft2(sfft.rfft2(image, workers=1) * detector_mtf(shape), s=shape, workers=1)
     image = np.ascontiguousarray(image, dtype=np.float32)

@@ -18,12 +18,17 @@ def ice_transmission(rng: np.random.Generator, shape: tuple[int, int], thickness
     image in a random direction, times smooth illumination unevenness (relative std)."""
     ny, nx = shape
     ang = rng.uniform(0, 2 * np.pi)
-    y = (np.arange(ny, dtype=np.float32) / max(ny - 1, 1) - 0.5)[:, None]
-    x = (np.arange(nx, dtype=np.float32) / max(nx - 1, 1) - 0.5)[None, :]
-    t = thickness_a + gradient_a * (np.cos(ang) * x + np.sin(ang) * y)
-    trans = np.exp(-t / ICE_MEAN_FREE_PATH_A).astype(np.float32)
+    y = np.arange(ny, dtype=np.float32) / max(ny - 1, 1) - 0.5
+    x = np.arange(nx, dtype=np.float32) / max(nx - 1, 1) - 0.5
+    # exp of a linear ramp is separable: an outer product of two 1-D exponentials (fast at 4096^2)
+    ey = np.exp(-(thickness_a + gradient_a * np.sin(ang) * y) / ICE_MEAN_FREE_PATH_A).astype(np.float32)
+    ex = np.exp(-(gradient_a * np.cos(ang) * x) / ICE_MEAN_FREE_PATH_A).astype(np.float32)
+    trans = np.multiply.outer(ey, ex)
     if unevenness > 0:
-        trans *= 1.0 + np.float32(unevenness) * smooth_field(rng, shape, cells=5)
+        field = smooth_field(rng, shape, cells=5)
+        field *= np.float32(unevenness)
+        field += np.float32(1.0)
+        trans *= field
     return trans
 
 
