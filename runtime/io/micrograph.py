@@ -99,20 +99,27 @@ def _kind(path: Path) -> str:
 # MRC
 # ---------------------------------------------------------------------------------------------
 def _mrc_header(path: Path):
-    """The MRC header (mrcfile, permissive), checked for a supported mode, sane sizes and enough data."""
-    import mrcfile
+    """The MRC header as a numpy record (mrcfile's header layout, the file's byte order), checked
+    for a supported mode, sane sizes and enough data, before mrcfile sees the file.
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with mrcfile.open(path, mode="r", permissive=True, header_only=True) as mrc:
-                header = mrc.header.copy()
-    except Exception as exc:  # mrcfile raises ValueError/OSError/EOFError on damaged headers
-        raise MicrographError(path, f"has an unreadable MRC header ({exc})", "the file is corrupt; export it again") from exc
+    Parsing it here (not with mrcfile) means a damaged header raises one MicrographError and never
+    makes mrcfile emit warnings (``warnings.catch_warnings`` is not thread-safe)."""
+    from mrcfile.dtypes import HEADER_DTYPE
+
     size = path.stat().st_size
     if size < _MRC_HEADER_BYTES:
         raise MicrographError(path, f"is truncated: {size} bytes, shorter than the 1024-byte MRC header",
                               "copy the file again")
+    with open(path, "rb") as handle:
+        head = handle.read(_MRC_HEADER_BYTES)
+    # Byte order: the one giving a supported mode and positive sizes, else a small mode number
+    # (to name an unsupported mode), else the header is garbage.
+    candidates = [np.frombuffer(head, dtype=dt).view(np.recarray)[0]
+                  for dt in (HEADER_DTYPE.newbyteorder("<"), HEADER_DTYPE.newbyteorder(">"))]
+    header = next((h for h in candidates if int(h.mode) in _MRC_MODE_BYTES and min(h.nx, h.ny, h.nz) > 0),
+                  next((h for h in candidates if 0 <= int(h.mode) < 2**16), None))
+    if header is None:
+        raise MicrographError(path, "has no valid MRC header", "the file is corrupt, or not an MRC file")
     nx, ny, nz, mode = int(header.nx), int(header.ny), int(header.nz), int(header.mode)
     if mode not in _MRC_MODE_BYTES:
         raise MicrographError(path, f"has MRC mode {mode}, which epick does not read",
@@ -120,11 +127,12 @@ def _mrc_header(path: Path):
     if nx <= 0 or ny <= 0 or nz <= 0:
         raise MicrographError(path, f"has an MRC header with size {nx} x {ny} x {nz}",
                               "the header is corrupt, or this is not an MRC file")
-    extended = max(int(header.nsymbt), 0)
-    need = _MRC_HEADER_BYTES + extended + nx * ny * nz * _MRC_MODE_BYTES[mode]
-    if size < need:
+    extended = int(header.nsymbt)
+    need = _MRC_HEADER_BYTES + max(extended, 0) + nx * ny * nz * _MRC_MODE_BYTES[mode]
+    if extended < 0 or size < need:
         raise MicrographError(path, f"is truncated: its MRC header describes {nx} x {ny} x {nz} pixels "
-                              f"(mode {mode}, {need} bytes) but the file has only {size} bytes",
+                              f"(mode {mode}, {extended} bytes of extended header, {need} bytes in all) "
+                              f"but the file has only {size} bytes",
                               "the copy or the acquisition was interrupted; copy the file again")
     return header
 
@@ -135,7 +143,7 @@ def _mrc_pixel_size(header) -> float | None:
     cella_x = float(header.cella.x)
     if mx <= 0 or not np.isfinite(cella_x) or cella_x <= 0:
         return None
-    return cella_x / mx
+    return float(f"{cella_x / mx:.7g}")  # the header holds float32: keep its 7 significant digits
 
 
 _IMOD_STAMP = 1146047817  # IMOD's "IMOD" stamp at byte 152; flag bit 0 at byte 156 = signed bytes
@@ -145,7 +153,7 @@ def _mode0_is_unsigned(header) -> bool:
     """True for an IMOD-written mode-0 file without the signed-bytes flag: its bytes are uint8."""
     if int(header.mode) != 0:
         return False
-    words = np.frombuffer(header.extra2.tobytes(), dtype=header.mode.dtype)  # bytes 112..195
+    words = np.frombuffer(header.extra2.tobytes(), dtype=header.dtype["mode"])  # bytes 112..195, file order
     stamp, flags = int(words[10]), int(words[11])  # bytes 152 and 156
     return stamp == _IMOD_STAMP and not flags & 1
 

@@ -1,0 +1,116 @@
+"""Training end to end on small simulated micrographs (narrow network, CPU, one thread).
+
+Files go through the real path: MRC + STAR on disk -> readers -> preprocess -> training -> .epick.
+"""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from epick.runtime.preprocess import PreprocessParams
+from epick.trainer.data import load_dataset
+from epick.trainer.modelfile import read_model_file
+from epick.trainer.train import DatasetSpec, TrainConfig, fit, train_model
+from epick.trainer.validate import evaluate_samples
+from epick.trainer.network import NetworkConfig, build_detector
+from test_trainer_common import KINDS, write_dataset
+
+PARAMS = PreprocessParams(target_width=256)
+FAST = dict(crop=128, width=0.25, target_width=256, lr=2e-3, progress=False, repeats=2)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the CPU is shared: one thread is faster than two fighting
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def blob_run(tmp_path_factory):
+    """A model trained for ~20 s on 'blob' particles, and held-out 'blob' micrographs."""
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("blob")
+    mics, stars = write_dataset(tmp / "train", "blob", 8, seed=1)
+    test = load_dataset(*write_dataset(tmp / "test", "blob", 4, seed=3), PARAMS, dataset="blob",
+                        diameter=KINDS["blob"], progress=False)
+    path, result = train_model([DatasetSpec("blob", [mics], [stars], diameter=KINDS["blob"])],
+                               TrainConfig(epochs=12, val_fraction=0.25, **FAST), tmp / "blob.epick")
+    return path, result, test, tmp
+
+
+def test_trained_model_reaches_ap_on_held_out_micrographs(blob_run):
+    path, result, test, _ = blob_run
+    model = read_model_file(path)
+    metrics = evaluate_samples(model.network, test)
+    assert metrics["ap"] > 0.5
+    assert len(result.log) == 12 and all("val_ap" in row and "heatmap" in row for row in result.log)
+    best = max(r["val_ap"] for r in result.log)
+    assert result.best_ap == pytest.approx(best)
+    meta = model.metadata
+    assert meta["object_type"] == "particle" and meta["preprocess"]["target_width"] == 256
+    assert meta["particle_diameter"] == KINDS["blob"]
+    (entry,) = meta["history"]
+    assert entry["name"] == "blob" and entry["mode"] == "joint" and entry["particles"] > 100
+    assert 1 <= len(model.exemplars) <= 2 and sum(e.count for e in model.exemplars) > 0
+
+
+def test_continual_learning_forgets_less_than_finetuning(blob_run):
+    base, _, test_blob, tmp = blob_run
+    ring = write_dataset(tmp / "ring", "ring", 8, seed=2)
+    test_ring = load_dataset(*write_dataset(tmp / "ring_test", "ring", 3, seed=4), PARAMS, dataset="ring",
+                             diameter=KINDS["ring"], progress=False)
+    spec = DatasetSpec("ring", [ring[0]], [ring[1]], diameter=KINDS["ring"])
+    ap = {}
+    for mode in ("finetune", "continual"):
+        path, _ = train_model([spec], TrainConfig(mode=mode, epochs=10, val_fraction=0.0, **FAST),
+                              tmp / f"{mode}.epick", init_model=base)
+        model = read_model_file(path)
+        ap[mode] = (evaluate_samples(model.network, test_blob)["ap"], evaluate_samples(model.network, test_ring)["ap"])
+        assert [h["name"] for h in model.metadata["history"]] == ["blob", "ring"]
+        assert model.metadata["history"][1]["mode"] == mode
+        assert {e.dataset for e in model.exemplars} == {"blob", "ring"}
+    assert ap["finetune"][1] > 0.5 and ap["continual"][1] > 0.5  # both learned the new particle
+    assert ap["continual"][0] > ap["finetune"][0] + 0.3  # ... but fine-tuning forgot the old one
+
+
+def test_training_is_deterministic_for_a_seed(blob_run):
+    _, _, samples, _ = blob_run
+    states = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        net = build_detector(NetworkConfig.narrow())
+        fit(net, samples, [], TrainConfig(epochs=1, seed=5, batch_size=2, **FAST))
+        states.append(net.state_dict())
+    for k in states[0]:
+        assert torch.equal(states[0][k], states[1][k]), k
+
+
+def test_cli_trains_and_resumes(tmp_path, blob_run):
+    from epick.runtime.cli import main
+
+    mics, stars = write_dataset(tmp_path / "d", "blob", 3, seed=7)
+    out = tmp_path / "cli.epick"
+    args = ["train", "--data", str(mics), str(stars), "blobs", "--diameter", "14", "-o", str(out), "--epochs", "1",
+            "--crop", "128", "--width", "0.25", "--target-width", "256", "--val-fraction", "0", "--quiet"]
+    assert main(args) == 0
+    ckpt = out.with_name(out.name + ".ckpt")
+    assert out.is_file() and ckpt.is_file()
+    assert main(args[:-2] + ["2", "--quiet", "--resume"][-0:] if False else
+                [a if a != "1" else "2" for a in args] + ["--resume"]) == 0
+    log = read_model_file(out).metadata["training"]["log"]
+    assert [row["epoch"] for row in log] == [1, 2]  # epoch 1 came from the checkpoint
+    # a finetune without a model is refused with a one-line error (exit 2)
+    assert main(["train", "--mode", "finetune", "--data", str(mics), str(stars), "-o", str(out)]) == 2
+
+
+def test_mismatched_labels_are_a_clear_error(tmp_path, capsys):
+    from epick.runtime.cli import main
+
+    mics, stars = write_dataset(tmp_path / "d", "blob", 2, seed=8)
+    (stars / "blob_8_000.star").rename(stars / "other_name.star")
+    code = main(["train", "--data", str(mics), str(stars), "--diameter", "14", "-o", str(tmp_path / "x.epick")])
+    err = capsys.readouterr().err
+    assert code == 2 and "other_name" in err and "not among the micrographs" in err

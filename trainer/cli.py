@@ -1,0 +1,81 @@
+"""`epick train`: joint training, fine-tuning or continual learning of a picking model.
+
+Examples:
+    epick train --mode joint --data mics/ coords/ betagal --diameter 108 -o betagal.epick
+    epick train --mode continual --model betagal.epick --data mics2/ coords2/ ribosome -o both.epick
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from epick.runtime.errors import EpickError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `epick train`."""
+    parser.add_argument("--mode", choices=("joint", "finetune", "continual"), default="joint",
+                        help="joint: from scratch on all --data; finetune: from --model on new data; "
+                             "continual: from --model with its exemplars, distillation and regularisation")
+    parser.add_argument("--data", nargs="+", action="append", required=True,
+                        metavar="MICROGRAPHS COORDINATES [NAME]",
+                        help="one dataset: micrograph folder/glob/file, coordinate folder/file (STAR, BOX, CSV, "
+                             "CS, THI) and an optional name; repeat --data for several datasets")
+    parser.add_argument("--model", type=Path, help="model file to start from (finetune, continual)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="model file to write (.epick)")
+    parser.add_argument("--object", dest="object_type", choices=("particle", "vesicle", "fiber"), default="particle")
+    parser.add_argument("--diameter", type=float, action="append",
+                        help="object diameter in ORIGINAL micrograph pixels (one for all --data, or one per --data); "
+                             "needed unless the coordinate files carry it")
+    parser.add_argument("--sparse", action="store_true",
+                        help="sparse annotation: pseudo-labels above 0.7, ignore unlabelled predictions in [0.5, 0.7]")
+    parser.add_argument("--unlabelled-negatives", action="store_true",
+                        help="train on micrographs without a coordinate file as negatives instead of stopping")
+    parser.add_argument("--epochs", type=int, default=120)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--lr-steps", type=int, nargs="*", help="epochs where lr drops 10x (default 70/120, 90/120 of --epochs)")
+    parser.add_argument("--crop", type=int, default=512, help="training crop, network pixels (multiple of 32)")
+    parser.add_argument("--repeats", type=int, default=1, help="random crops of each micrograph per epoch")
+    parser.add_argument("--val-fraction", type=float, default=0.2, help="held-out micrographs for validation AP")
+    parser.add_argument("--width", type=float, default=1.0, help="channel multiplier of a new network (0.25: narrow)")
+    parser.add_argument("--target-width", type=int, default=1024, help="preprocessing width of a new model (px)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT.ckpt after an interruption")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def dataset_specs(args: argparse.Namespace):
+    """DatasetSpec per --data, with names and diameters resolved."""
+    from .train import DatasetSpec
+
+    diameters = args.diameter or []
+    if len(diameters) not in (0, 1, len(args.data)):
+        raise EpickError(f"give one --diameter for all datasets or one per --data ({len(args.data)}), not {len(diameters)}")
+    specs = []
+    for i, item in enumerate(args.data):
+        if len(item) not in (2, 3):
+            raise EpickError(f"--data takes MICROGRAPHS COORDINATES [NAME], got {len(item)} values: {' '.join(item)}")
+        name = item[2] if len(item) == 3 else Path(item[0]).name.rstrip("*") or f"dataset{i + 1}"
+        diam = diameters[i] if len(diameters) > 1 else (diameters[0] if diameters else None)
+        specs.append(DatasetSpec(name, [item[0]], [item[1]], diam, args.unlabelled_negatives))
+    if len({s.name for s in specs}) != len(specs):
+        raise EpickError("two --data share a name; give each a NAME as the third value")
+    return specs
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train and write the model file; prints a one-line summary."""
+    from .train import TrainConfig, train_model
+
+    config = TrainConfig(mode=args.mode, object_type=args.object_type, epochs=args.epochs, batch_size=args.batch_size,
+                         lr=args.lr, lr_steps=tuple(args.lr_steps) if args.lr_steps else None, crop=args.crop,
+                         repeats=args.repeats, sparse=args.sparse, val_fraction=args.val_fraction, seed=args.seed,
+                         device=args.device, amp=not args.no_amp, width=args.width, target_width=args.target_width,
+                         progress=not args.quiet)
+    path, result = train_model(dataset_specs(args), config, args.output, init_model=args.model, resume=args.resume)
+    ap = "n/a" if result.best_ap is None else f"{result.best_ap:.3f}"
+    print(f"wrote {path} (best epoch {result.best_epoch + 1}, validation AP {ap})")
+    return 0
