@@ -64,20 +64,120 @@ def enforce_min_distance(x: np.ndarray, y: np.ndarray, score: np.ndarray, min_di
     n = x.size
     if n == 0 or not min_distance or min_distance <= 0:
         return np.arange(n)
-    from scipy.spatial import cKDTree
+    order = np.lexsort((np.arange(n), -np.asarray(score, dtype=np.float64)))
+    keep = _kernels()["suppress"](np.asarray(x, np.float64), np.asarray(y, np.float64), order, float(min_distance))
+    return np.flatnonzero(keep)
 
-    tree = cKDTree(np.column_stack([x, y]))
-    order = np.lexsort((np.arange(n), -score))
-    removed = np.zeros(n, dtype=bool)
-    keep = []
-    for i in order:
-        if removed[i]:
-            continue
-        keep.append(i)
-        for j in tree.query_ball_point((x[i], y[i]), r=float(min_distance)):
-            if j != i and np.hypot(x[j] - x[i], y[j] - y[i]) < min_distance:
-                removed[j] = True
-    return np.sort(np.asarray(keep, dtype=np.int64))
+
+_KERNELS: dict = {}
+
+
+def _kernels() -> dict:
+    """Compile (once, cached on disk) the numba loops of this module; numba is imported lazily."""
+    if _KERNELS:
+        return _KERNELS
+    import math
+
+    from numba import njit
+
+    @njit(cache=True, nogil=True)
+    def suppress(x, y, order, dist):  # pragma: no cover - compiled
+        n = x.size
+        removed = np.zeros(n, dtype=np.bool_)
+        keep = np.zeros(n, dtype=np.bool_)
+        d2 = dist * dist
+        for i in order:
+            if removed[i]:
+                continue
+            keep[i] = True
+            for j in range(n):
+                ex = x[j] - x[i]
+                ey = y[j] - y[i]
+                if ex * ex + ey * ey < d2 and j != i:
+                    removed[j] = True
+        return keep
+
+    @njit(cache=True, nogil=True)
+    def angle(ax, ay, bx, by):  # pragma: no cover - compiled
+        na = math.hypot(ax, ay)
+        nb = math.hypot(bx, by)
+        if na == 0.0 or nb == 0.0:
+            return 0.0
+        c = (ax * bx + ay * by) / (na * nb)
+        return math.acos(min(1.0, max(-1.0, c)))
+
+    @njit(cache=True, nogil=True)
+    def extend(start, has_dir, dx, dy, x, y, used, radius, max_angle, path, cand, dist):  # pragma: no cover
+        n = x.size
+        m = 0
+        cur = start
+        while True:
+            k = 0
+            r2 = radius * radius
+            for j in range(n):
+                if not used[j]:
+                    ex = x[j] - x[cur]
+                    ey = y[j] - y[cur]
+                    d2 = ex * ex + ey * ey
+                    if d2 <= r2:
+                        cand[k] = j
+                        dist[k] = d2  # squared distance: same order as the distance
+                        k += 1
+            if k == 0:
+                return m
+            chosen = -1
+            for t in np.argsort(dist[:k], kind="mergesort"):  # nearest first; ties: lower index
+                j = cand[t]
+                if not has_dir or angle(dx, dy, x[j] - x[cur], y[j] - y[cur]) <= max_angle:
+                    chosen = j
+                    break
+            if chosen < 0:
+                return m
+            used[chosen] = True
+            path[m] = chosen
+            m += 1
+            sx = x[chosen] - x[cur]
+            sy = y[chosen] - y[cur]
+            if sx != 0.0 or sy != 0.0:
+                dx, dy, has_dir = sx, sy, True
+            cur = chosen
+
+    @njit(cache=True, nogil=True)
+    def trace(x, y, order, radius, max_angle):  # pragma: no cover - compiled
+        n = x.size
+        used = np.zeros(n, dtype=np.bool_)
+        lines = np.empty(n, dtype=np.int64)
+        bounds = np.zeros(n + 1, dtype=np.int64)
+        fwd = np.empty(n, dtype=np.int64)
+        back = np.empty(n, dtype=np.int64)
+        cand = np.empty(n, dtype=np.int64)
+        dist = np.empty(n, dtype=np.float64)
+        n_lines = 0
+        pos = 0
+        for s in order:
+            if used[s]:
+                continue
+            used[s] = True
+            nf = extend(s, False, 0.0, 0.0, x, y, used, radius, max_angle, fwd, cand, dist)
+            nb = 0
+            if nf > 0:
+                bx = x[s] - x[fwd[0]]
+                by = y[s] - y[fwd[0]]
+                nb = extend(s, bx != 0.0 or by != 0.0, bx, by, x, y, used, radius, max_angle, back, cand, dist)
+            for t in range(nb - 1, -1, -1):
+                lines[pos] = back[t]
+                pos += 1
+            lines[pos] = s
+            pos += 1
+            for t in range(nf):
+                lines[pos] = fwd[t]
+                pos += 1
+            n_lines += 1
+            bounds[n_lines] = pos
+        return lines, bounds[: n_lines + 1]
+
+    _KERNELS.update(suppress=suppress, trace=trace)
+    return _KERNELS
 
 
 def _filtered(peaks: NetworkPeaks, transform, shape, edge_margin: float):
@@ -141,35 +241,6 @@ def turn_angle(d1: np.ndarray, d2: np.ndarray) -> float:
     return float(np.arccos(min(1.0, max(-1.0, c))))
 
 
-def _extend(start: int, direction, pts: np.ndarray, used: np.ndarray, tree, radius: float,
-            max_angle: float) -> list[int]:
-    """Trace from ``start``: repeatedly join the nearest unused point within ``radius`` whose turn
-    from the previous segment is <= ``max_angle`` (no angle test while ``direction`` is None)."""
-    path: list[int] = []
-    current = start
-    while True:
-        here = pts[current]
-        cand = [j for j in tree.query_ball_point(here, r=radius) if not used[j]]
-        if not cand:
-            return path
-        cand = np.asarray(cand, dtype=np.int64)
-        dist = np.hypot(pts[cand, 0] - here[0], pts[cand, 1] - here[1])
-        chosen = -1
-        for j in cand[np.lexsort((cand, dist))]:  # nearest first, ties by index
-            step = pts[j] - here
-            if direction is None or turn_angle(direction, step) <= max_angle:
-                chosen = int(j)
-                break
-        if chosen < 0:
-            return path
-        used[chosen] = True
-        path.append(chosen)
-        step = pts[chosen] - here
-        if step[0] != 0.0 or step[1] != 0.0:
-            direction = step
-        current = chosen
-
-
 def smooth_polyline(pts: np.ndarray, smooth_rad: float = DEFAULT_SMOOTH_RAD) -> np.ndarray:
     """Indices (into ``pts`` [n, 2], in order) of the vertices kept after smoothing.
 
@@ -205,30 +276,20 @@ def trace_fibers(x, y, score=None, *, radius: float = DEFAULT_FIBER_RADIUS,
     - Each fiber is smoothed with ``smooth_polyline(smooth_rad)``; fibers with fewer than
       ``min_points`` traced points are dropped.
     """
-    pts = np.column_stack([np.asarray(x, dtype=np.float64).reshape(-1), np.asarray(y, dtype=np.float64).reshape(-1)])
-    n = len(pts)
+    px = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+    py = np.ascontiguousarray(y, dtype=np.float64).reshape(-1)
+    n = px.size
     if n == 0:
         return []
-    from scipy.spatial import cKDTree
-
     s = np.zeros(n) if score is None else np.asarray(score, dtype=np.float64).reshape(-1)
-    tree = cKDTree(pts)
-    used = np.zeros(n, dtype=bool)
-    max_angle = np.deg2rad(float(max_angle_deg))
+    order = np.lexsort((np.arange(n), -s))
+    lines, bounds = _kernels()["trace"](px, py, order, float(radius), float(np.deg2rad(max_angle_deg)))
+    pts = np.column_stack([px, py])
     fibers: list[np.ndarray] = []
-    for start in np.lexsort((np.arange(n), -s)):
-        if used[start]:
-            continue
-        used[start] = True
-        forward = _extend(int(start), None, pts, used, tree, radius, max_angle)
-        backward: list[int] = []
-        if forward:
-            back_dir = pts[start] - pts[forward[0]]
-            backward = _extend(int(start), back_dir if np.any(back_dir) else None, pts, used, tree, radius, max_angle)
-        line = np.asarray(backward[::-1] + [int(start)] + forward, dtype=np.int64)
-        if len(line) < max(int(min_points), 1):
-            continue
-        fibers.append(line[smooth_polyline(pts[line], smooth_rad)])
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        line = lines[a:b]
+        if len(line) >= max(int(min_points), 1):
+            fibers.append(line[smooth_polyline(pts[line], smooth_rad)])
     return fibers
 
 
