@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     preprocess(np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32), params)
-    report.notes["jit"] = {"first_call_s_incl_compile_or_cache_load": time.perf_counter() - start}
+    report.params["first_call_s_incl_jit_compile_or_cache_load"] = time.perf_counter() - start
 
     rng = np.random.default_rng(1)
     with tempfile.TemporaryDirectory(prefix="epick-bench-") as tmp:
