@@ -7,13 +7,12 @@ rounds) and four scalars travel to the host; the image stays on the device.
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from epick.runtime.preprocess import (CONSTANT_RTOL, LEVELS, PreprocessParams, Transform, _value_of_rank,
-                                      area_weights, network_shape, robust_range)
+from epick.runtime.preprocess import (LEVELS, PreprocessParams, Transform, area_weights, network_shape, refine_range,
+                                      robust_range)
 
 SUPPORTED_DTYPES = (np.float32, np.float16, np.int8, np.uint8, np.uint16, np.int16)
 ROBUST_ROUNDS = inspect.signature(robust_range).parameters["max_rounds"].default  # the CPU default
@@ -115,12 +114,9 @@ class GpuPreprocessor:
         return image
 
     def robust_range(self, small) -> tuple[float, float] | None:
-        """``epick.runtime.preprocess.robust_range`` on a device image: same quantiles, same rounds.
-
-        The kernels replace ``_finite_min_max`` and ``_histogram``; the round logic below mirrors
-        the CPU function line for line (it has no hook for other histogram functions), and the
-        tests compare both on clean, hot-pixel, NaN and constant images so they cannot drift apart.
-        """
+        """``epick.runtime.preprocess.robust_range`` on a device image: the kernels give the finite
+        (min, max, count) and each round's histogram; the quantile search is the CPU's own
+        ``refine_range``, so both paths make the same decisions."""
         from ._device import BLOCK_1D, reduction_blocks
 
         k, s, p = self._k, self.stream, self.params
@@ -132,29 +128,19 @@ class GpuPreprocessor:
         mn, mx = (float(v) for v in min_max.copy_to_host(stream=s))
         n = int(count.copy_to_host(stream=s)[0])
         s.synchronize()
-        if n == 0 or not mx - mn > CONSTANT_RTOL * max(abs(mn), abs(mx)):
-            return None
-        rank_lo = int(math.floor(p.clip_low * (n - 1)))
-        rank_hi = int(math.ceil(p.clip_high * (n - 1)))
         bins = int(p.hist_bins)
         zeros = np.zeros(bins, np.int64)
-        lo_edge, hi_edge = mn, mx
-        for _ in range(ROBUST_ROUNDS):
+
+        def histogram(lo_edge: float, hi_edge: float):
             hist = self._pool.upload("hist", zeros, s)
             outside = self._pool.upload("outside", np.zeros(2, np.int64), s)
             k.k_histogram[blocks, BLOCK_1D, s](flat, lo_edge, hi_edge, bins / (hi_edge - lo_edge), hist, outside)
             host_hist = hist.copy_to_host(stream=s)
             below = int(outside.copy_to_host(stream=s)[0])
             s.synchronize()
-            width = (hi_edge - lo_edge) / bins
-            b_lo, lo = _value_of_rank(below, host_hist, rank_lo, lo_edge, width)
-            b_hi, hi = _value_of_rank(below, host_hist, rank_hi, lo_edge, width)
-            if b_hi - b_lo >= bins // 4 or width <= (mx - mn) * 1e-12:
-                break
-            lo_edge, hi_edge = lo_edge + b_lo * width, lo_edge + (b_hi + 1) * width
-        if not hi > lo:
-            return mn, mx
-        return float(lo), float(hi)
+            return below, host_hist
+
+        return refine_range(histogram, mn, mx, n, p.clip_low, p.clip_high, bins, ROBUST_ROUNDS)
 
     def levels(self, small, bounds):
         """Device uint8 [my, mx]: 8-bit levels of ``small`` in ``bounds``, then equalised."""
