@@ -347,12 +347,12 @@ def _to_levels(flat, lo, hi, out):  # pragma: no cover - compiled
         if v != v:
             out[i] = 128
             continue
-        u = math.floor((v - lo) * scale + 0.5)
-        if u < 0.0:
-            u = 0.0
-        elif u > 255.0:
-            u = 255.0
-        out[i] = np.uint8(u)
+        t = (v - lo) * scale + 0.5  # clip as float first: floor() of 1e30/inf overflows int64
+        if t < 0.0:
+            t = 0.0
+        elif t > 255.0:
+            t = 255.0
+        out[i] = np.uint8(math.floor(t))
 
 
 def to_levels(image: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:

@@ -265,3 +265,11 @@ def test_real_betagal_jpeg(betagal_dir):
     assert flat.min() > 0.6 and flat.max() < 1.4, flat
     again, _ = preprocess(mic.data)
     np.testing.assert_array_equal(u8, again)  # deterministic
+
+
+def test_to_levels_saturates_infinite_and_huge_values():
+    """+inf and 1e30 are brighter than the range: level 255, never wrapped round to 0."""
+    from epick.runtime.preprocess import to_levels
+
+    out = to_levels(np.array([[np.inf, 1e30, 1.0, -np.inf, -1e30]], np.float32), 0.0, 3.0)
+    assert out.tolist() == [[255, 255, 85, 0, 0]]
