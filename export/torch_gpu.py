@@ -5,7 +5,8 @@
 ``torch._inductor.aoti_load_package`` runs without the trainer's code. FP16: the weights are cast to
 half and the graph casts the float32 input to half and the outputs back to float32, so the interface
 is the same as the ONNX one. The sidecar ``OUT.pt2.json`` carries the artifact metadata plus
-``"torch_gpu": {torch version, device, dtype, gpu name, compute capability}``.
+``"torch_gpu": {torch version, device, dtype, gpu name, compute capability, min_side, max_side,
+max_batch}``: the package accepts H and W from 64 (not 32) to 16384, batch up to 1024.
 """
 from __future__ import annotations
 
@@ -25,12 +26,15 @@ from .onnx_export import MAX_BATCH, MAX_SIDE
 log = logging.getLogger("epick.export")
 
 
+MIN_SIDE = 64  # network pixels: at 32 the stride-32 level is 1 px and torch.export specialises on it
+
+
 def _dims():
-    """torch.export dynamic dims of the ``image`` input: batch, height = 32 * k, width = 32 * k."""
+    """torch.export dynamic dims of the ``image`` input: batch, height = 32 * k, width = 32 * k (>= 64)."""
     from torch.export import Dim
 
-    h32 = Dim("h32", min=1, max=MAX_SIDE // 32)
-    w32 = Dim("w32", min=1, max=MAX_SIDE // 32)
+    h32 = Dim("h32", min=MIN_SIDE // 32, max=MAX_SIDE // 32)
+    w32 = Dim("w32", min=MIN_SIDE // 32, max=MAX_SIDE // 32)
     return {"image": {0: Dim("batch", min=1, max=MAX_BATCH), 2: 32 * h32, 3: 32 * w32}}
 
 
@@ -86,7 +90,8 @@ def export_torch_gpu(network, out_path: str | Path, meta: Mapping[str, Any], *, 
         torch._inductor.aoti_compile_and_package(program, package_path=str(tmp))
     side = dict(meta)
     side["torch_gpu"] = {**device_facts(device), "dtype": "float16" if fp16 else "float32",
-                         "format": "aoti-package"}
+                         "format": "aoti-package",
+                         "min_side": MIN_SIDE, "max_side": MAX_SIDE, "max_batch": MAX_BATCH}
     with atomic_write(sidecar_path(out_path)) as handle:
         json.dump(side, handle, indent=2, sort_keys=True)
     log.info("wrote %s and %s", out_path, sidecar_path(out_path).name)

@@ -1,0 +1,77 @@
+"""torch-GPU artifact: torch.export program with dynamic shapes (CPU, FP32), the AOTInductor package
+(slow, CPU), and the FP16 CUDA package against FP32 torch on real micrographs (GPU only)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from epick.export import artifact_metadata as am  # noqa: E402
+from epick.export.model_source import load_for_export  # noqa: E402
+from epick.export.parity import compare, random_network_batch, real_network_batch, torch_runner  # noqa: E402
+from epick.export.torch_gpu import export_program, export_torch_gpu, load_torch_gpu  # noqa: E402
+
+from test_export_onnx import make_model_file  # noqa: E402
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU and torch with CUDA")
+
+
+@pytest.fixture(scope="module")
+def narrow(tmp_path_factory):
+    """(ContractGraph, artifact metadata) of a narrow model file."""
+    return load_for_export(make_model_file(tmp_path_factory.mktemp("tgpu") / "narrow.epick"))
+
+
+def _runner(callable_, names, device="cpu"):
+    def run(images: np.ndarray) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            out = callable_(torch.from_numpy(images).to(device))
+        return {n: v.float().cpu().numpy() for n, v in zip(names, out)}
+    return run
+
+
+def test_exported_program_runs_any_batch_and_multiple_of_32(narrow):
+    graph, _ = narrow
+    program = export_program(graph.network, device="cpu", fp16=False)
+    module = program.module()
+    for shape in [(1, 1, 64, 96), (3, 1, 128, 64)]:
+        report = compare(torch_runner(graph), _runner(module, graph.names), [random_network_batch(shape)])
+        assert report.max_abs_diff["heatmap"] <= 1e-5 and report.picks_identical, report.summary()
+
+
+def test_cuda_export_without_gpu_is_refused(narrow, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    graph, meta = narrow
+    with pytest.raises(am.ModelFileError, match="CUDA"):
+        export_torch_gpu(graph.network, tmp_path / "m.pt2", meta, device="cuda")
+    assert not (tmp_path / "m.pt2").exists()
+
+
+@pytest.mark.slow
+def test_aoti_package_on_cpu_round_trip(narrow, tmp_path):
+    graph, meta = narrow
+    out = export_torch_gpu(graph.network, tmp_path / "m.pt2", meta, device="cpu", fp16=False)
+    runner, sidecar = load_torch_gpu(out)
+    assert sidecar["model_hash"] == meta["model_hash"] and sidecar["torch_gpu"]["dtype"] == "float32"
+    report = compare(torch_runner(graph), _runner(runner, graph.names),
+                     [random_network_batch((2, 1, 96, 64)), random_network_batch((1, 1, 128, 160))])
+    assert report.max_abs_diff["heatmap"] <= 1e-4 and report.picks_identical, report.summary()
+
+
+@needs_cuda
+def test_fp16_cuda_package_matches_fp32_on_real_micrographs(narrow, tmp_path, betagal_dir):
+    graph, meta = narrow
+    out = export_torch_gpu(graph.network, tmp_path / "m.pt2", meta, device="cuda", fp16=True)
+    runner, sidecar = load_torch_gpu(out)
+    assert sidecar["torch_gpu"]["dtype"] == "float16" and sidecar["torch_gpu"]["compute_capability"]
+    micrographs = sorted(betagal_dir.glob("*.jpg"))[:4]
+    batches = [real_network_batch(micrographs[:2]), real_network_batch(micrographs[2:])]
+    graph32 = graph.to("cuda")
+    try:
+        report = compare(torch_runner(graph32, "cuda"), _runner(runner, graph.names, "cuda"), batches)
+    finally:
+        graph.to("cpu")
+    assert report.max_abs_diff["heatmap"] <= 1e-2, report.summary()
+    assert report.picks_identical and sum(report.picks_reference) > 0, report.details
