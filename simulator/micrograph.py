@@ -8,8 +8,9 @@ Image model (weak phase object, per pixel):
                                                           T = ice / carbon / contamination transmission)
     image      = I + sqrt(I) * z  (shot noise, Gaussian approximation)  [* detector MTF]
 ``gain`` is 1 for physical contrast (``snr=None``) or set so that the per-object SNR equals ``snr``:
-SNR = 4 N0 * (energy of the CTF-filtered object phase) / (object footprint area), i.e. signal
-variance over the object's footprint divided by the shot-noise variance (per pixel).
+SNR = 4 N0 * mean(c_obj^2 over the objects' own pixels) / N0, i.e. the mean-square signal of the
+CTF-filtered truth objects where their projected density exceeds 10 % of a typical peak, divided
+by the shot-noise variance per pixel.
 The output image is float32 electrons per pixel, ``image[y, x]`` (x = column, y = row).
 """
 from __future__ import annotations
@@ -27,10 +28,10 @@ from .imaging import INTERACTION_RAD_PER_V_A, PROTEIN_CONTRAST_V, CTFParams, ctf
 from .layout import paste, sample_positions
 from .particles import get_particle_type
 from .projection import DEFAULT_BINS, projection
-from .vesicles import HEADGROUP_THICKNESS_A, LEAFLET_OFFSET_A, vesicle_projection
+from .vesicles import vesicle_projection
 
 OBJECTS = ("particle", "vesicle", "fiber")
-DEFAULT_SNR = {"particle": 0.08, "vesicle": 0.4, "fiber": 0.2}  # per-pixel SNR over the object's footprint
+DEFAULT_SNR = {"particle": 0.08, "vesicle": 1.0, "fiber": 0.3}  # per-pixel SNR over the objects' own pixels
 DEFAULT_DOSE = 40.0  # e/A^2
 CARBON_THICKNESS_A = 120.0
 CARBON_CONTRAST_V = 4.0
@@ -59,17 +60,6 @@ def auto_pixel_size(object_diameter_a: float, shape: tuple[int, int], obj: str =
     else:
         target = np.clip(m / 10, 24, 120)
     return float(round(object_diameter_a / target, 3))
-
-
-def _fourier_energy(spec: np.ndarray, nx: int) -> float:
-    """Sum over pixels of the squared real image whose rfft2 is ``spec`` (DC removed; Parseval)."""
-    p = (spec.real ** 2 + spec.imag ** 2)
-    w = np.full(spec.shape[1], 2.0)
-    w[0] = 1.0
-    if nx % 2 == 0:
-        w[-1] = 1.0
-    total = float((p * w[None, :]).sum()) - float(p[0, 0])
-    return total / (spec.shape[0] * nx)
 
 
 def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | None = None,
@@ -145,8 +135,7 @@ def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | Non
         ice_t = ice_thickness_nm * 10 if ice_thickness_nm is not None else 250.0 + 500.0 * draw[4]
         ice_g = ice_gradient_nm * 10 if ice_gradient_nm is not None else 120.0 * draw[5]
         uneven = unevenness if unevenness is not None else 0.003 + 0.012 * draw[6]
-        area_scale = max(1.0, ny * nx / 2048.0 ** 2)
-        n_cont = contamination if contamination is not None else int(rng.poisson(0.5 * area_scale))
+        n_cont = contamination if contamination is not None else int(rng.poisson(0.8 * ny * nx / 2048.0 ** 2))
         carbon_depth = carbon if carbon is not None else (rng.uniform(0.08, 0.3) if draw[7] < 0.2 else 0.0)
         junk_frac = junk_fraction if junk_fraction is not None else 0.08
     if density is None:
@@ -173,7 +162,6 @@ def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | Non
     # ---- objects (thickness in A of protein-equivalent density)
     obj = np.zeros(shape, dtype=np.float32)
     truth_x, truth_y, radius, tube_id = [], [], None, None
-    footprint = 0.0
     extra: dict = {}
     kernel_ft = None
     n_junk = 0
@@ -187,7 +175,6 @@ def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | Non
         for (cx, cy), b, k in zip(pos, bins, turns):
             paste(obj, np.rot90(projection(kind, px, int(b)), int(k)), int(cx), int(cy))
         truth_x, truth_y = pos[:, 0], pos[:, 1]
-        footprint = len(pos) * np.pi * diameter_px ** 2 / 4
         n_junk = int(round(junk_frac * len(pos))) if junk_frac > 0 else 0
         if junk_frac > 0 and len(pos) >= 4:
             n_junk = max(n_junk, 1)
@@ -211,8 +198,6 @@ def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | Non
         for (cx, cy), r in zip(pos, radii):
             paste(obj, vesicle_projection(r * px, px), int(cx), int(cy))
         truth_x, truth_y, radius = pos[:, 0], pos[:, 1], radii
-        band = max(4.0, 2 * (LEAFLET_OFFSET_A + HEADGROUP_THICKNESS_A) / px)  # membrane band width (px)
-        footprint = float(np.sum(2 * np.pi * radii * band))
     else:
         ftype = F.FIBER_TYPES[kind]
         lp_px = (persistence_nm if persistence_nm is not None else ftype.persistence_nm) * 10.0 / px
@@ -221,7 +206,6 @@ def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | Non
             n_particles = max(1, int(round(density * ny * nx / (diameter_px * max(ny, nx)))))
         spacing = fiber_spacing_px or max(4.0, diameter_px)
         xs, ys, ids = [], [], []
-        length_total = 0.0
         for _ in range(n_particles):
             start = rng.uniform((0.1 * nx, 0.1 * ny), (0.9 * nx, 0.9 * ny))
             ang = rng.uniform(0, 2 * np.pi)
@@ -236,11 +220,9 @@ def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | Non
                 ids.append(np.full(len(piece), len(ids) + 1))
                 xs.append(piece[:, 0])
                 ys.append(piece[:, 1])
-                length_total += (len(piece) - 1) * spacing
         truth_x = np.concatenate(xs) if xs else np.zeros(0)
         truth_y = np.concatenate(ys) if ys else np.zeros(0)
         tube_id = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
-        footprint = length_total * diameter_px
         kernel_ft = F.disk_kernel_ft(shape, radius_px)
         extra["persistence_nm"] = lp_px * px / 10.0
         extra["spacing_px"] = float(spacing)
@@ -251,11 +233,21 @@ def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | Non
     obj_ft = sfft.rfft2(obj, workers=1)
     if kernel_ft is not None:
         obj_ft *= kernel_ft
-    potential = sfft.irfft2(obj_ft, s=shape, workers=1) if keep_potential and kernel_ft is not None else \
-        (obj.copy() if keep_potential else None)
+    # real-space thickness of the truth objects (fibers: after the disk kernel)
+    potential = sfft.irfft2(obj_ft, s=shape, workers=1) if kernel_ft is not None else obj
     obj_ft *= sigma
-    energy = _fourier_energy(obj_ft * ctf_ft, nx) if footprint > 0 else 0.0
-    snr_physical = 4.0 * n0 * energy / footprint if footprint > 0 else 0.0
+    snr_physical = 0.0
+    if np.any(potential > 0):
+        # per-object SNR: mean square of the CTF-filtered object contrast over the objects' own
+        # pixels (thickness above 10 % of a typical peak), times 4 N0 / shot-noise variance N0
+        inside = potential > 0.1 * float(np.percentile(potential[potential > 0], 99))
+        c_obj = sfft.irfft2(obj_ft * ctf_ft, s=shape, workers=1)
+        snr_physical = 4.0 * n0 * float(np.mean(np.square(c_obj[inside], dtype=np.float64)))
+        del c_obj, inside
+    if keep_potential:
+        potential = potential.copy()
+    else:
+        potential = None
     gain = float(np.sqrt(snr / snr_physical)) if (snr is not None and snr_physical > 0) else 1.0
     total_ft = obj_ft
     if np.any(other):

@@ -53,7 +53,7 @@ def contamination_blobs(rng: np.random.Generator, shape: tuple[int, int], n: int
     blobs = []
     for _ in range(n):
         r_px = rng.uniform(300, 1500) / pixel_size * rng.uniform(0.5, 1.0)
-        r_px = min(r_px, 0.25 * min(shape))
+        r_px = min(r_px, 0.15 * min(shape))
         cx, cy = rng.uniform(0, nx), rng.uniform(0, ny)
         h = int(np.ceil(r_px * 1.4)) + 2
         yy, xx = np.mgrid[-h:h + 1, -h:h + 1].astype(np.float32)

@@ -43,8 +43,8 @@ CONTINUAL10 = [
     DatasetSpec("chaperonin", "particle", "chaperonin", 1.0),
     DatasetSpec("spike", "particle", "spike", 1.1),
     DatasetSpec("dumbbell", "particle", "dumbbell", 1.2),
-    DatasetSpec("vesicle", "vesicle", None, 1.0, (0.1, 0.25), (0.3, 0.5)),
-    DatasetSpec("fiber", "fiber", "amyloid", 1.0, (0.02, 0.05), (0.15, 0.25)),
+    DatasetSpec("vesicle", "vesicle", None, 1.0, (0.1, 0.25), (0.6, 1.2)),
+    DatasetSpec("fiber", "fiber", "amyloid", 1.0, (0.02, 0.05), (0.2, 0.4)),
 ]
 
 
@@ -52,8 +52,8 @@ def general_specs() -> list[DatasetSpec]:
     """Every particle type (parametric and atomic) and every fiber type, with wider variation."""
     specs = [DatasetSpec(f"general_{n}", "particle", n, 1.0, (0.05, 0.5), (0.03, 0.15))
              for n in list_particle_types()]
-    specs.append(DatasetSpec("general_vesicle", "vesicle", None, 1.0, (0.08, 0.3), (0.2, 0.6)))
-    specs += [DatasetSpec(f"general_{n}", "fiber", n, 1.0, (0.01, 0.06), (0.1, 0.3)) for n in FIBER_TYPES]
+    specs.append(DatasetSpec("general_vesicle", "vesicle", None, 1.0, (0.08, 0.3), (0.4, 1.5)))
+    specs += [DatasetSpec(f"general_{n}", "fiber", n, 1.0, (0.01, 0.06), (0.15, 0.5)) for n in FIBER_TYPES]
     return specs
 
 
