@@ -151,3 +151,27 @@ def test_particles_avoid_carbon_and_contamination():
     # carbon and ice blobs are thicker: fewer electrons arrive there than in the open hole
     smooth = ndimage.gaussian_filter(sim.image, 5)
     assert np.median(smooth[sim.excluded]) < 0.97 * np.median(smooth[~sim.excluded])
+
+
+def test_atomic_model_particles_from_pdb(shared_data):
+    """PDB 6Z6U (human apoferritin, ~12 nm) read with gemmi becomes a particle type with its true size."""
+    from epick.simulator.particles import get_particle_type
+
+    ptype = get_particle_type("pdb-6z6u")
+    assert 110 < ptype.diameter_a < 150
+    assert 350 < ptype.mass_kda < 520  # 24 x ~19 kDa
+    sim = simulate_micrograph((384, 384), "pdb-6z6u", seed=2, carbon=0.0, contamination=0,
+                              keep_potential=True)
+    assert sim.params["particle_source"].startswith("atomic:")
+    t = sim.truth
+    assert len(t) >= 5
+    # the drawn density peaks at the truth centres: a shell's projection is thickest near its rim,
+    # so check the whole disk: within d/2 of each centre the thickness is far above zero
+    pot = sim.potential
+    for x, y in zip(t.x.astype(int), t.y.astype(int)):
+        assert pot[y - 2:y + 3, x - 2:x + 3].mean() > 0.2 * pot.max()
+
+
+def test_unknown_particle_type_names_the_known_ones():
+    with pytest.raises(ValueError, match="ribosome"):
+        simulate_micrograph((64, 64), "no-such-particle")
