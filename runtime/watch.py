@@ -3,8 +3,9 @@ was done across restarts.
 
 - A file is *complete* when its size and mtime are unchanged across two polls and its header is
   consistent with its length (MRC: header-described data fits the file; JPEG ends with EOI; PNG
-  ends with IEND; TIFF: its IFDs parse). A file whose header stays inconsistent for
-  ``CORRUPT_AFTER_POLLS`` stable polls is passed on anyway, so the reader reports it as corrupt.
+  ends with IEND; TIFF: its IFDs parse). A file whose size has not changed for ``CORRUPT_AFTER_S``
+  seconds but whose header is still inconsistent is passed on anyway, so the reader reports it as
+  corrupt (a stalled copy shorter than that is waited for).
 - :class:`WatchState` keeps ``OUT/watch_state.json`` (written atomically) with every finished file
   (picked or failed). A restart skips them; files handed out but not finished when the run stopped
   are not in it, so they are picked after the restart: nothing twice, nothing missed.
@@ -24,7 +25,7 @@ log = logging.getLogger("epick.runtime")
 
 STATE_NAME = "watch_state.json"
 STATE_VERSION = 1
-CORRUPT_AFTER_POLLS = 3
+CORRUPT_AFTER_S = 60.0   # seconds a stable but inconsistent file is waited for before it is reported
 
 
 def header_problem(path: Path) -> str | None:
@@ -109,7 +110,7 @@ def watch_micrographs(folder: str | Path, state: WatchState, *, stop: threading.
 
     folder = Path(folder)
     seen: dict[Path, tuple[int, int]] = {}
-    stable_bad: dict[Path, int] = {}
+    stable_bad: dict[Path, float] = {}   # first time a stable file was found inconsistent
     handed: set[str] = set()
     last_new = time.monotonic()
     while not stop.is_set():
@@ -135,16 +136,18 @@ def watch_micrographs(folder: str | Path, state: WatchState, *, stop: threading.
             now = (st.st_size, st.st_mtime_ns)
             before = seen.get(path)
             seen[path] = now
-            if before != now or st.st_size == 0:
+            if before != now:
+                stable_bad.pop(path, None)
                 continue
             problem = header_problem(path)
             if problem is not None:
-                stable_bad[path] = stable_bad.get(path, 0) + 1
-                if stable_bad[path] < CORRUPT_AFTER_POLLS:
+                first = stable_bad.setdefault(path, time.monotonic())
+                if time.monotonic() - first < CORRUPT_AFTER_S:
                     continue
                 log.warning("%s: size stable but %s; passing it on to be reported", path.name, problem)
             handed.add(path.name)
             seen.pop(path, None)
+            stable_bad.pop(path, None)
             if skip(path):
                 continue
             last_new = time.monotonic()

@@ -77,6 +77,7 @@ class PickOutputs:
         self.index: dict[str, tuple[str, str]] = {}
         self.skipped = 0
         self.previews = 0
+        self.failed_now = 0          # failures of this run (failures.json may hold earlier ones)
 
     def paths_for(self, name: str) -> dict[str, Path]:
         """Output file per format for micrograph file ``name``."""
@@ -102,12 +103,14 @@ class PickOutputs:
 
         if not result.ok:
             self.failures[result.name] = result.error or "unknown error"
+            self.failed_now += 1
             return False
         try:
             for fmt, path in self.paths_for(result.name).items():
                 write_picks(result.picks, path, fmt, diameter=self.diameter)
         except EpickError as exc:
             self.failures[result.name] = str(exc)
+            self.failed_now += 1
             return False
         self.failures.pop(result.name, None)
         self.counts[result.name] = len(result.picks)
@@ -211,7 +214,7 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
             _pick_files(args, picker, outputs, stop)
     outputs.flush()
     print(outputs.summary(time.perf_counter() - start, picker.backend_name))
-    if outputs.failures and not outputs.counts and not outputs.skipped:
+    if outputs.failed_now and not outputs.counts and not outputs.skipped:
         return 1
     return 0
 
@@ -258,16 +261,27 @@ def _watch(args, picker, outputs: PickOutputs, stop: threading.Event) -> None:
         return False
 
     paths = watch_micrographs(args.watch, state, stop=stop, poll_s=args.poll, idle_exit_s=args.idle_exit, skip=skip)
-    last_flush = time.monotonic()
-    with _progress(None, args.quiet) as bar:
-        for result in picker.pick_many(paths, stop=stop, keep_images=args.preview):
-            picked = outputs.write(result)
-            state.mark(result.name, "picked" if picked else "failed")
-            if not picked:
-                print(f"epick pick: {result.name}: {outputs.failures.get(result.name)}", file=sys.stderr)
-            bar.update(1)
-            if time.monotonic() - last_flush > 2.0:
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def flush_periodically() -> None:   # state, failures and index reach the disk within ~2 s
+        while not done.wait(2.0):
+            with lock:
                 state.flush()
                 outputs.flush()
-                last_flush = time.monotonic()
-    state.flush()
+
+    flusher = threading.Thread(target=flush_periodically, name="epick-watch-flush", daemon=True)
+    flusher.start()
+    try:
+        with _progress(None, args.quiet) as bar:
+            for result in picker.pick_many(paths, stop=stop, keep_images=args.preview):
+                with lock:
+                    picked = outputs.write(result)
+                    state.mark(result.name, "picked" if picked else "failed")
+                if not picked:
+                    print(f"epick pick: {result.name}: {outputs.failures.get(result.name)}", file=sys.stderr)
+                bar.update(1)
+    finally:
+        done.set()
+        flusher.join()
+        state.flush()
