@@ -4,9 +4,9 @@ the simulator's realism.
 
     python benchmarks/figure_sim_vs_real.py [--real NAME.jpg] [--out docs/simulated_vs_real.png]
 
-Top row: both whole micrographs, binned 4x. Bottom row: the central 768 x 768 px of the simulated
+Top row: both whole micrographs, binned 6x. Bottom row: the central 768 x 768 px of the simulated
 micrograph, raw and low-passed (the real JPEG was denoised before publication), and of the real
-one (each resized to 512 px). All panels get the same display: 1-99 % percentile stretch.
+one (each resized to 440 px). All panels get the same display: 1-99 % percentile stretch.
 """
 from __future__ import annotations
 
@@ -53,34 +53,34 @@ def main() -> int:
     real_path = shared_betagal_dir() / args.real
     with Image.open(real_path) as im:
         real = np.asarray(im.convert("L"), dtype=np.float32)
-    sim = simulate_micrograph(real.shape, "betagal", pixel_size=REAL_PIXEL_SIZE_A, seed=args.seed, density=0.3,
+    sim = simulate_micrograph(real.shape, "betagal", pixel_size=REAL_PIXEL_SIZE_A, seed=args.seed, density=0.45,
                               defocus_um=2.0)
     from scipy import ndimage
 
-    crop = 768
+    crop, zoom_px = 768, 440
     y0, x0 = real.shape[0] // 2 - crop // 2, real.shape[1] // 2 - crop // 2
-    wholes = [Image.fromarray(to_u8(bin_image(im, 4))) for im in (sim.image, real)]
+    wholes = [Image.fromarray(to_u8(bin_image(im, 6))) for im in (sim.image, real)]
 
     def zoom(im: np.ndarray) -> Image.Image:
-        return Image.fromarray(to_u8(im[y0:y0 + crop, x0:x0 + crop])).resize((512, 512), Image.LANCZOS)
+        return Image.fromarray(to_u8(im[y0:y0 + crop, x0:x0 + crop])).resize((zoom_px, zoom_px), Image.LANCZOS)
 
     zooms = [zoom(sim.image), zoom(ndimage.gaussian_filter(sim.image, 3.0)), zoom(real)]
     w = wholes[0].width
     gap, label_h = 12, 28
-    canvas = Image.new("L", (2 * w + gap, label_h + w + gap + label_h + 512), 255)
+    canvas = Image.new("L", (2 * w + gap, label_h + w + gap + label_h + zoom_px), 255)
     draw = ImageDraw.Draw(canvas)
     titles = (f"simulated (epick simulate, betagal-like, {REAL_PIXEL_SIZE_A} A/px, "
-              f"{len(sim.truth)} particles, defocus {sim.params['defocus_um']:.1f} um), binned 4x",
-              f"real: EMPIAR-10017 {real_path.stem} (denoised JPEG), binned 4x")
+              f"{len(sim.truth)} particles, defocus {sim.params['defocus_um']:.1f} um), binned 6x",
+              f"real: EMPIAR-10017 {real_path.stem} (denoised JPEG), binned 6x")
     for i, (whole, title) in enumerate(zip(wholes, titles)):
         x = i * (w + gap)
         draw.text((x + 4, 8), title, fill=0)
         canvas.paste(whole, (x, label_h))
     sub = ("simulated, centre 768 px", "simulated, low-pass sigma 3 px (like the denoised real)",
            "real, centre 768 px")
-    step = (canvas.width - 3 * 512) // 4
+    step = (canvas.width - 3 * zoom_px) // 4
     for i, (z, title) in enumerate(zip(zooms, sub)):
-        x = step + i * (512 + step)
+        x = step + i * (zoom_px + step)
         draw.text((x, label_h + w + gap + 8), title, fill=0)
         canvas.paste(z, (x, label_h + w + gap + label_h))
     args.out.parent.mkdir(parents=True, exist_ok=True)
