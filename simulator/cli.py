@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -103,7 +104,11 @@ def run(args) -> int:
     if args.action == "suite":
         from .suites import write_suite
 
-        path = write_suite(args.name, args.out, args.size, args.seed, args.train, args.test, args.only)
+        try:
+            path = write_suite(args.name, args.out, args.size, args.seed, args.train, args.test, args.only)
+        except ValueError as exc:
+            print(f"epick simulate: error: {exc}", file=sys.stderr)
+            return 2
         print(f"wrote {path}")
         return 0
     return _run_micrographs(args)

@@ -29,6 +29,8 @@ class DatasetSpec:
     pixel_scale: float = 1.0  # multiplies the automatic pixel size (larger = smaller particles)
     density: tuple[float, float] = (0.12, 0.35)
     snr: tuple[float, float] = (0.06, 0.1)
+    pixel_jitter: float = 0.0  # per-micrograph pixel size = dataset's * exp(U(-j, j))
+    mtf_probability: float = 0.0  # chance that a micrograph gets the detector MTF
     extra: dict = field(default_factory=dict)
 
 
@@ -50,10 +52,11 @@ CONTINUAL10 = [
 
 def general_specs() -> list[DatasetSpec]:
     """Every particle type (parametric and atomic) and every fiber type, with wider variation."""
-    specs = [DatasetSpec(f"general_{n}", "particle", n, 1.0, (0.05, 0.5), (0.03, 0.15))
+    specs = [DatasetSpec(f"general_{n}", "particle", n, 1.0, (0.05, 0.5), (0.03, 0.15), 0.4, 0.5)
              for n in list_particle_types()]
-    specs.append(DatasetSpec("general_vesicle", "vesicle", None, 1.0, (0.08, 0.3), (0.4, 1.5)))
-    specs += [DatasetSpec(f"general_{n}", "fiber", n, 1.0, (0.01, 0.06), (0.15, 0.5)) for n in FIBER_TYPES]
+    specs.append(DatasetSpec("general_vesicle", "vesicle", None, 1.0, (0.08, 0.3), (0.4, 1.5), 0.3, 0.5))
+    specs += [DatasetSpec(f"general_{n}", "fiber", n, 1.0, (0.01, 0.06), (0.15, 0.5), 0.3, 0.5)
+              for n in FIBER_TYPES]
     return specs
 
 
@@ -79,8 +82,10 @@ def write_dataset(spec: DatasetSpec, out: Path, shape: tuple[int, int], n_train:
         mseed = seed * 1000 + i
         density = float(rng.uniform(*spec.density))
         snr = float(rng.uniform(*spec.snr))
-        sim = simulate_micrograph(shape, spec.particle, pixel_size=px, seed=mseed, object=spec.object,
-                                  density=density, snr=snr, name=f"{spec.name}_{i:03d}", **spec.extra)
+        px_i = round(px * float(np.exp(rng.uniform(-spec.pixel_jitter, spec.pixel_jitter))), 4)
+        mtf = bool(rng.uniform() < spec.mtf_probability)
+        sim = simulate_micrograph(shape, spec.particle, pixel_size=px_i, seed=mseed, object=spec.object,
+                                  density=density, snr=snr, mtf=mtf, name=f"{spec.name}_{i:03d}", **spec.extra)
         row = write_simulated(sim, out / spec.name / split)
         row["micrograph"] = f"{split}/{row['micrograph']}"
         row["coordinates"] = f"{split}/{row['coordinates']}"
@@ -91,7 +96,7 @@ def write_dataset(spec: DatasetSpec, out: Path, shape: tuple[int, int], n_train:
     first = rows[0]["params"]
     header = {"dataset": spec.name, "object": spec.object, "particle": first["particle"],
               "diameter_px": first["diameter_px"], "diameter_a": first["diameter_a"],
-              "pixel_size_a": px, "seed": seed, "shape": list(shape),
+              "pixel_size_a": px, "pixel_jitter": spec.pixel_jitter, "seed": seed, "shape": list(shape),
               "n_train": n_train, "n_test": n_test, "generator": "epick.simulator"}
     return write_manifest(out / spec.name / MANIFEST_NAME, header, rows)
 
@@ -106,11 +111,17 @@ def write_suite(name: str, out: str | Path, shape: tuple[int, int] = (1024, 1024
     make, d_train, d_test = SUITES[name]
     n_train = d_train if n_train is None else n_train
     n_test = d_test if n_test is None else n_test
-    specs = [s for s in make() if not only or s.name in only]
+    all_specs = make()
+    unknown = sorted(set(only or []) - {s.name for s in all_specs})
+    if unknown:
+        raise ValueError(f"suite {name} has no dataset {', '.join(unknown)}; "
+                         f"it has {', '.join(s.name for s in all_specs)}")
+    # a dataset's seed depends on its place in the full suite, so --only writes the same data
+    chosen = [(k, s) for k, s in enumerate(all_specs) if not only or s.name in only]
     out = Path(out)
     datasets = []
-    with tqdm(total=len(specs) * (n_train + n_test), desc=f"simulate {name}", unit="mic") as bar:
-        for k, spec in enumerate(specs):
+    with tqdm(total=len(chosen) * (n_train + n_test), desc=f"simulate {name}", unit="mic") as bar:
+        for k, spec in chosen:
             bar.set_postfix_str(spec.name)
             manifest = write_dataset(spec, out, shape, n_train, n_test, seed * 100 + k, bar)
             datasets.append({"dataset": spec.name, "object": spec.object, "manifest": str(manifest.relative_to(out))})

@@ -69,3 +69,9 @@ def test_suite_continual10_layout(tmp_path):
             assert (tmp_path / d["dataset"] / r["coordinates"]).is_file()
         particles.add(man["particle"])
     assert len(particles) == 12
+    # --only writes the same data as the full suite (seeds follow the dataset's place in the suite)
+    assert main(["simulate", "suite", "continual10", str(tmp_path / "only"), "--size", "256", "--train", "1",
+                 "--test", "1", "--only", "fiber"]) == 0
+    full = (tmp_path / "fiber" / "test" / "fiber_001.star").read_bytes()
+    assert (tmp_path / "only" / "fiber" / "test" / "fiber_001.star").read_bytes() == full
+    assert main(["simulate", "suite", "continual10", str(tmp_path / "bad"), "--only", "nope"]) == 2
