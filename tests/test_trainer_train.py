@@ -98,8 +98,8 @@ def test_cli_trains_and_resumes(tmp_path, blob_run):
     assert main(args) == 0
     ckpt = out.with_name(out.name + ".ckpt")
     assert out.is_file() and ckpt.is_file()
-    assert main(args[:-2] + ["2", "--quiet", "--resume"][-0:] if False else
-                [a if a != "1" else "2" for a in args] + ["--resume"]) == 0
+    two_epochs = [("2" if a == "1" else a) for a in args] + ["--resume"]  # --epochs 1 -> 2
+    assert main(two_epochs) == 0
     log = read_model_file(out).metadata["training"]["log"]
     assert [row["epoch"] for row in log] == [1, 2]  # epoch 1 came from the checkpoint
     # a finetune without a model is refused with a one-line error (exit 2)
