@@ -62,6 +62,37 @@ def auto_pixel_size(object_diameter_a: float, shape: tuple[int, int], obj: str =
     return float(round(object_diameter_a / target, 3))
 
 
+CALIBRATION_WINDOW = 1024  # px: the SNR of big micrographs is measured on a central window this size
+
+
+def _object_snr(potential: np.ndarray, layer: np.ndarray | None, layer_ft: np.ndarray, ctf_ft: np.ndarray,
+                ctf: CTFParams, px: float, n0: float, sigma: float) -> float:
+    """Physical per-object SNR: 4 N0 * mean(c_obj^2) over the objects' own pixels (thickness above
+    10 % of a typical peak), c_obj = CTF-filtered phase of the truth objects alone.
+
+    Micrographs larger than CALIBRATION_WINDOW^2 (particles and vesicles) are measured on their
+    central window (one small FFT instead of a full-size inverse FFT); fibers use the full image.
+    """
+    if not np.any(potential > 0):
+        return 0.0
+    ny, nx = potential.shape
+    w = CALIBRATION_WINDOW
+    if layer is not None and ny * nx > 2 * w * w:
+        y0, x0 = (ny - min(ny, w)) // 2, (nx - min(nx, w)) // 2
+        window = layer[y0:y0 + min(ny, w), x0:x0 + min(nx, w)]
+        if np.any(window > 0):
+            c_obj = sfft.irfft2(sfft.rfft2(window, workers=1) * (np.float32(sigma) * ctf_2d(window.shape, px, ctf)),
+                                s=window.shape, workers=1)
+            return _mean_square_inside(window, c_obj, n0)
+    c_obj = sfft.irfft2(layer_ft * ctf_ft, s=(ny, nx), workers=1)
+    return _mean_square_inside(potential, c_obj, n0)
+
+
+def _mean_square_inside(potential: np.ndarray, c_obj: np.ndarray, n0: float) -> float:
+    inside = potential > 0.1 * float(np.percentile(potential[potential > 0], 99))
+    return 4.0 * n0 * float(np.mean(np.square(c_obj[inside], dtype=np.float64)))
+
+
 def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | None = None,
                         n_particles: int | None = None, pixel_size: float | None = None, seed: int = 0,
                         object: str = "particle", *, name: str | None = None,
@@ -236,14 +267,8 @@ def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | Non
     # real-space thickness of the truth objects (fibers: after the disk kernel)
     potential = sfft.irfft2(obj_ft, s=shape, workers=1) if kernel_ft is not None else obj
     obj_ft *= sigma
-    snr_physical = 0.0
-    if np.any(potential > 0):
-        # per-object SNR: mean square of the CTF-filtered object contrast over the objects' own
-        # pixels (thickness above 10 % of a typical peak), times 4 N0 / shot-noise variance N0
-        inside = potential > 0.1 * float(np.percentile(potential[potential > 0], 99))
-        c_obj = sfft.irfft2(obj_ft * ctf_ft, s=shape, workers=1)
-        snr_physical = 4.0 * n0 * float(np.mean(np.square(c_obj[inside], dtype=np.float64)))
-        del c_obj, inside
+    snr_physical = _object_snr(potential, obj if kernel_ft is None else None, obj_ft, ctf_ft, ctf, px, n0,
+                               float(sigma))
     if keep_potential:
         potential = potential.copy()
     else:

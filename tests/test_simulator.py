@@ -175,3 +175,15 @@ def test_atomic_model_particles_from_pdb(shared_data):
 def test_unknown_particle_type_names_the_known_ones():
     with pytest.raises(ValueError, match="ribosome"):
         simulate_micrograph((64, 64), "no-such-particle")
+
+
+def test_detector_mtf_damps_high_frequencies():
+    kwargs = dict(n_particles=0, pixel_size=2.0, seed=3, clean=True, ice_noise=0.0, dose=50.0)
+    ratios = {}
+    for mtf in (False, True):
+        img = simulate_micrograph((256, 256), "small", mtf=mtf, **kwargs).image
+        power = np.abs(np.fft.fftshift(np.fft.fft2(img - img.mean()))) ** 2
+        k, prof = radial_profile(power, 1.0, nbins=64)  # k in cycles/px
+        ratios[mtf] = prof[(k > 0.4) & (k < 0.5)].mean() / prof[(k > 0.02) & (k < 0.1)].mean()
+    assert 0.8 < ratios[False] < 1.25  # shot noise alone is white
+    assert 0.15 < ratios[True] < 0.6  # sinc^2 at 0.4-0.5 cycles/px is about 0.3-0.4
