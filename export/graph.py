@@ -50,11 +50,11 @@ class PeaksInGraph(nn.Module):
 
     def __init__(self, graph: ContractGraph):
         super().__init__()
-        self.graph = graph
+        self.contract = graph
         self.names = graph.names
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits, *rest = self.graph(image)
+        logits, *rest = self.contract(image)
         pooled = F.max_pool2d(logits, 3, stride=1, padding=1)
         score = torch.sigmoid(logits) * (logits == pooled).to(logits.dtype)
         return (score, *rest)
