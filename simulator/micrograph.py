@@ -16,6 +16,7 @@ The output image is float32 electrons per pixel, ``image[y, x]`` (x = column, y 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import scipy.fft as sfft
@@ -65,10 +66,11 @@ def auto_pixel_size(object_diameter_a: float, shape: tuple[int, int], obj: str =
 CALIBRATION_WINDOW = 1024  # px: the SNR of big micrographs is measured on a central window this size
 
 
-def _object_snr(potential: np.ndarray, layer: np.ndarray | None, layer_ft: np.ndarray, ctf_ft: np.ndarray,
-                ctf: CTFParams, px: float, n0: float, sigma: float) -> float:
+def _object_snr(potential: np.ndarray, layer: np.ndarray | None, layer_ft: Callable[[], np.ndarray],
+                ctf_ft: np.ndarray, ctf: CTFParams, px: float, n0: float, sigma: float) -> float:
     """Physical per-object SNR: 4 N0 * mean(c_obj^2) over the objects' own pixels (thickness above
     10 % of a typical peak), c_obj = CTF-filtered phase of the truth objects alone.
+    ``layer_ft()`` gives the objects' phase on the rfft2 grid when the whole image must be used.
 
     Micrographs larger than CALIBRATION_WINDOW^2 (particles and vesicles) are measured on their
     central window (one small FFT instead of a full-size inverse FFT); fibers use the full image.
@@ -84,7 +86,7 @@ def _object_snr(potential: np.ndarray, layer: np.ndarray | None, layer_ft: np.nd
             c_obj = sfft.irfft2(sfft.rfft2(window, workers=1) * (np.float32(sigma) * ctf_2d(window.shape, px, ctf)),
                                 s=window.shape, workers=1)
             return _mean_square_inside(window, c_obj, n0)
-    c_obj = sfft.irfft2(layer_ft * ctf_ft, s=(ny, nx), workers=1)
+    c_obj = sfft.irfft2(layer_ft() * ctf_ft, s=(ny, nx), workers=1)
     return _mean_square_inside(potential, c_obj, n0)
 
 
@@ -261,22 +263,27 @@ def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | Non
     # ---- image formation
     sigma = np.float32(INTERACTION_RAD_PER_V_A * PROTEIN_CONTRAST_V)  # rad per A of protein
     ctf_ft = ctf_2d(shape, px, ctf)
-    obj_ft = sfft.rfft2(obj, workers=1)
-    if kernel_ft is not None:
-        obj_ft *= kernel_ft
-    # real-space thickness of the truth objects (fibers: after the disk kernel)
-    potential = sfft.irfft2(obj_ft, s=shape, workers=1) if kernel_ft is not None else obj
-    obj_ft *= sigma
-    snr_physical = _object_snr(potential, obj if kernel_ft is None else None, obj_ft, ctf_ft, ctf, px, n0,
-                               float(sigma))
-    if keep_potential:
-        potential = potential.copy()
+    has_other = bool(np.any(other))
+    if kernel_ft is None:
+        # particles / vesicles: the SNR needs only the real-space layer, so truth objects and the
+        # rest share one forward FFT (the full-size object FFT is made only when needed)
+        potential = obj
+        snr_physical = _object_snr(potential, obj, lambda: sfft.rfft2(obj, workers=1) * sigma,
+                                   ctf_ft, ctf, px, n0, float(sigma))
+        total_ft = sfft.rfft2(obj + other if has_other else obj, workers=1)
+        total_ft *= sigma
     else:
-        potential = None
+        # fibers: the cylinder kernel applies to the centre lines only
+        obj_ft = sfft.rfft2(obj, workers=1)
+        obj_ft *= kernel_ft
+        potential = sfft.irfft2(obj_ft, s=shape, workers=1)
+        obj_ft *= sigma
+        snr_physical = _object_snr(potential, None, lambda: obj_ft, ctf_ft, ctf, px, n0, float(sigma))
+        total_ft = obj_ft
+        if has_other:
+            total_ft += sigma * sfft.rfft2(other, workers=1)
+    potential = potential.copy() if keep_potential else None
     gain = float(np.sqrt(snr / snr_physical)) if (snr is not None and snr_physical > 0) else 1.0
-    total_ft = obj_ft
-    if np.any(other):
-        total_ft += sigma * sfft.rfft2(other, workers=1)
     total_ft *= np.float32(gain)
     if ice_noise > 0:
         # white ice-structure phase, made directly on the rfft grid (variance N * s^2 per coefficient)
@@ -290,7 +297,7 @@ def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | Non
         del white
     total_ft *= ctf_ft
     intensity = sfft.irfft2(total_ft, s=shape, workers=1)  # contrast c, turned into N0 T (1 + 2 c) in place
-    del total_ft, obj_ft
+    del total_ft
     intensity *= np.float32(2.0)
     intensity += np.float32(1.0)
     intensity *= trans
