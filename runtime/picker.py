@@ -83,7 +83,7 @@ def decode_outputs(outputs: dict[str, np.ndarray], i: int, transform, *, object_
     peaks = find_peaks(outputs["heatmap"][i, 0], outputs["offset"][i], None if size is None else size[i],
                        threshold=threshold, top_k=top_k)
     my, mx = transform.network_shape
-    inside = (peaks.x <= mx - 0.5) & (peaks.y <= my - 0.5)
+    inside = (peaks.x < mx - 0.5) & (peaks.y < my - 0.5)   # same rule as the trainer's validation
     if not inside.all():
         pick = lambda a: None if a is None else a[inside]  # noqa: E731
         peaks = NetworkPeaks(peaks.x[inside], peaks.y[inside], peaks.score[inside], pick(peaks.size),
