@@ -101,14 +101,14 @@ def run(args) -> int:
     """Run `epick simulate`."""
     if args.action == "list":
         return _run_list()
-    if args.action == "suite":
-        from .suites import write_suite
+    try:
+        if args.action == "suite":
+            from .suites import write_suite
 
-        try:
             path = write_suite(args.name, args.out, args.size, args.seed, args.train, args.test, args.only)
-        except ValueError as exc:
-            print(f"epick simulate: error: {exc}", file=sys.stderr)
-            return 2
-        print(f"wrote {path}")
-        return 0
-    return _run_micrographs(args)
+            print(f"wrote {path}")
+            return 0
+        return _run_micrographs(args)
+    except ValueError as exc:  # unknown particle, fiber or dataset name, impossible size
+        print(f"epick simulate: error: {exc}", file=sys.stderr)
+        return 2

@@ -74,7 +74,8 @@ def truth_points(path: np.ndarray, spacing_px: float, shape: tuple[int, int], ma
     ny, nx = shape
     step = max(1, int(round(spacing_px / STEP_PX)))
     pts = path[::step]
-    inside = (pts[:, 0] >= margin) & (pts[:, 0] <= nx - 1 - margin) & (pts[:, 1] >= margin) & (pts[:, 1] <= ny - 1 - margin)
+    inside = ((pts[:, 0] >= margin) & (pts[:, 0] <= nx - 1 - margin)
+              & (pts[:, 1] >= margin) & (pts[:, 1] <= ny - 1 - margin))
     pieces, cur = [], []
     for p, ok in zip(pts, inside):
         if ok:

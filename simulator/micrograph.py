@@ -95,6 +95,159 @@ def _mean_square_inside(potential: np.ndarray, c_obj: np.ndarray, n0: float) -> 
     return 4.0 * n0 * float(np.mean(np.square(c_obj[inside], dtype=np.float64)))
 
 
+def _background(rng: np.random.Generator, shape: tuple[int, int], px: float, ice_t: float, ice_g: float,
+                uneven: float, carbon_depth: float, n_cont: int):
+    """Ice transmission, carbon film and ice contamination.
+
+    Returns (transmission T, ``other`` thickness layer in protein-equivalent A for things that are
+    not in the truth, ``allowed`` bool mask for object centres, carbon fraction, number of blobs).
+    """
+    trans = R.ice_transmission(rng, shape, ice_t, ice_g, uneven)
+    other = np.zeros(shape, dtype=np.float32)
+    allowed = np.ones(shape, dtype=bool)
+    carbon_frac = 0.0
+    if carbon_depth > 0:
+        cmask = R.carbon_region(rng, shape, carbon_depth)
+        carbon_frac = float(cmask.mean())
+        trans[cmask] *= np.float32(np.exp(-CARBON_THICKNESS_A / R.ICE_MEAN_FREE_PATH_A * 2))
+        other[cmask] += CARBON_THICKNESS_A * CARBON_CONTRAST_V / PROTEIN_CONTRAST_V
+        allowed &= ~cmask
+    n_blobs = 0
+    if n_cont > 0:
+        thick, blobs = R.contamination_blobs(rng, shape, n_cont, px)
+        trans *= np.exp(-thick / R.ICE_MEAN_FREE_PATH_A).astype(np.float32)
+        other += thick * (CONTAMINATION_CONTRAST_V / PROTEIN_CONTRAST_V)
+        allowed &= thick <= 0
+        n_blobs = len(blobs)
+    return trans, other, allowed, carbon_frac, n_blobs
+
+
+def _place_particles(rng: np.random.Generator, obj: np.ndarray, other: np.ndarray, allowed: np.ndarray,
+                     kind: str, px: float, diameter_px: float, n: int, min_distance_frac: float,
+                     junk_frac: float, n_bins: int):
+    """Paste ``n`` particle projections into ``obj`` and junk (aggregates, fragments) into ``other``.
+
+    Returns (x, y, number of junk pieces); x, y are integer centres in px.
+    """
+    pos = sample_positions(rng, n, obj.shape, diameter_px / 2, min_distance_frac * diameter_px, allowed)
+    bins = rng.integers(n_bins, size=len(pos))
+    turns = rng.integers(4, size=len(pos))
+    for (cx, cy), b, k in zip(pos, bins, turns):
+        paste(obj, np.rot90(projection(kind, px, int(b)), int(k)), int(cx), int(cy))
+    n_junk = int(round(junk_frac * len(pos))) if junk_frac > 0 else 0
+    if junk_frac > 0 and len(pos) >= 4:
+        n_junk = max(n_junk, 1)
+    if n_junk:
+        jpos = sample_positions(rng, n_junk, obj.shape, 0, 1.5 * diameter_px, allowed,
+                                occupied=pos, occupied_dist=1.3 * diameter_px)
+        for jx, jy in jpos:
+            if rng.uniform() < 0.5:
+                piece = R.aggregate(rng, kind, px, n_bins, diameter_px)
+            else:
+                piece = R.broken_particle(rng, kind, px, n_bins)
+            paste(other, piece, int(jx), int(jy))
+        n_junk = len(jpos)
+    return pos[:, 0], pos[:, 1], n_junk
+
+
+def _place_vesicles(rng: np.random.Generator, obj: np.ndarray, allowed: np.ndarray, px: float,
+                    radius_nm: tuple[float, float], n: int | None, density: float):
+    """Paste bilayer vesicles (overlaps allowed) into ``obj``; returns (x, y, radius px)."""
+    ny, nx = obj.shape
+    r_lo, r_hi = (v * 10.0 / px for v in radius_nm)
+    mean_r = 0.5 * (r_lo + r_hi)
+    if n is None:
+        n = max(1, int(round(density * ny * nx / (np.pi * mean_r ** 2))))
+    pos = sample_positions(rng, n, obj.shape, 0.5 * r_lo, 0.6 * mean_r, allowed)
+    radii = rng.uniform(r_lo, r_hi, len(pos))
+    for (cx, cy), r in zip(pos, radii):
+        paste(obj, vesicle_projection(r * px, px), int(cx), int(cy))
+    return pos[:, 0], pos[:, 1], radii
+
+
+def _place_fibers(rng: np.random.Generator, obj: np.ndarray, ftype: F.FiberType, px: float, diameter_px: float,
+                  n: int, persistence_px: float, spacing: float):
+    """Splat ``n`` worm-like centre lines into ``obj``; returns ordered truth points (x, y, tube id)."""
+    ny, nx = obj.shape
+    xs, ys, ids = [], [], []
+    for _ in range(n):
+        start = rng.uniform((0.1 * nx, 0.1 * ny), (0.9 * nx, 0.9 * ny))
+        ang = rng.uniform(0, 2 * np.pi)
+        length = rng.uniform(0.6, 1.6) * max(ny, nx)
+        path = F.worm_like_path(rng, start - 0.5 * length * np.array([np.cos(ang), np.sin(ang)]), ang,
+                                length, persistence_px)
+        s_nm = np.arange(len(path)) * F.STEP_PX * px / 10.0  # position along the fiber
+        phase0 = rng.uniform(0, 2 * np.pi)
+        w = F.STEP_PX * px * (1 + ftype.modulation * np.cos(2 * np.pi * s_nm / ftype.crossover_nm + phase0))
+        F.splat_line(obj, path, w)
+        for piece in F.truth_points(path, spacing, obj.shape, diameter_px / 2):
+            ids.append(np.full(len(piece), len(ids) + 1))
+            xs.append(piece[:, 0])
+            ys.append(piece[:, 1])
+    if not xs:
+        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ids)
+
+
+def _form_image(rng: np.random.Generator, obj: np.ndarray, other: np.ndarray, trans: np.ndarray,
+                kernel_ft: np.ndarray | None, ctf: CTFParams, px: float, n0: float, snr: float | None,
+                ice_noise: float, mtf: bool, keep_potential: bool):
+    """Phase -> CTF -> intensity -> shot noise (see the module docstring).
+
+    Returns (image float32 e/px, truth potential or None, physical SNR, contrast gain).
+    """
+    shape = obj.shape
+    ny, nx = shape
+    sigma = np.float32(INTERACTION_RAD_PER_V_A * PROTEIN_CONTRAST_V)  # rad per A of protein
+    ctf_ft = ctf_2d(shape, px, ctf)
+    has_other = bool(np.any(other))
+    if kernel_ft is None:
+        # particles / vesicles: the SNR needs only the real-space layer, so truth objects and the
+        # rest share one forward FFT (the full-size object FFT is made only when needed)
+        potential = obj
+        snr_physical = _object_snr(potential, obj, lambda: sfft.rfft2(obj, workers=1) * sigma,
+                                   ctf_ft, ctf, px, n0, float(sigma))
+        total_ft = sfft.rfft2(obj + other if has_other else obj, workers=1)
+        total_ft *= sigma
+    else:
+        # fibers: the cylinder kernel applies to the centre lines only
+        obj_ft = sfft.rfft2(obj, workers=1)
+        obj_ft *= kernel_ft
+        potential = sfft.irfft2(obj_ft, s=shape, workers=1)
+        obj_ft *= sigma
+        snr_physical = _object_snr(potential, None, lambda: obj_ft, ctf_ft, ctf, px, n0, float(sigma))
+        total_ft = obj_ft
+        if has_other:
+            total_ft += sigma * sfft.rfft2(other, workers=1)
+    potential = potential.copy() if keep_potential else None
+    gain = float(np.sqrt(snr / snr_physical)) if (snr is not None and snr_physical > 0) else 1.0
+    total_ft *= np.float32(gain)
+    if ice_noise > 0:
+        # white ice-structure phase, made directly on the rfft grid (variance N * s^2 per coefficient)
+        flat = ctf_ft.ravel()
+        mean_ctf2 = float(np.dot(flat, flat)) / flat.size
+        s = np.sqrt(ice_noise / (4.0 * n0 * max(mean_ctf2, 1e-12)))
+        scale = np.float32(s * np.sqrt(ny * nx / 2.0))
+        white = rng.standard_normal((total_ft.shape[0], 2 * total_ft.shape[1]), dtype=np.float32)
+        white *= scale
+        total_ft += white.view(np.complex64)  # adjacent float pairs = (real, imag)
+        del white
+    total_ft *= ctf_ft
+    intensity = sfft.irfft2(total_ft, s=shape, workers=1)  # contrast c, turned into N0 T (1 + 2 c) in place
+    del total_ft
+    intensity *= np.float32(2.0)
+    intensity += np.float32(1.0)
+    intensity *= trans
+    intensity *= np.float32(n0)
+    np.maximum(intensity, 0, out=intensity)
+    image = np.sqrt(intensity)
+    image *= rng.standard_normal(shape, dtype=np.float32)
+    image += intensity
+    if mtf:
+        image = sfft.irfft2(sfft.rfft2(image, workers=1) * detector_mtf(shape), s=shape, workers=1)
+    return np.ascontiguousarray(image, dtype=np.float32), potential, snr_physical, gain
+
+
 def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | None = None,
                         n_particles: int | None = None, pixel_size: float | None = None, seed: int = 0,
                         object: str = "particle", *, name: str | None = None,
@@ -120,7 +273,8 @@ def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | Non
       (fraction of the area the objects cover, default 0.2; crowded ~0.5 with overlaps when
       ``min_distance_frac`` < 1).
     - ``pixel_size`` A/px (default: auto_pixel_size). ``snr``: per-object SNR after the CTF (None =
-      physical contrast at ``dose`` e/A^2; "auto" = DEFAULT_SNR of the object kind). Defocus 0.8-3 um and astigmatism are drawn when not given.
+      physical contrast at ``dose`` e/A^2; "auto" = DEFAULT_SNR of the object kind). Defocus
+      0.8-3 um, astigmatism and B-factor are drawn when not given.
     - Realism (drawn when None; all off with ``clean=True``): ``contamination`` blobs, ``carbon``
       (fraction of the image depth covered by carbon film), ``junk_fraction`` (aggregates and broken
       particles per particle), ``unevenness``, ice thickness and gradient; ``ice_noise`` is the
@@ -174,146 +328,35 @@ def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | Non
     if density is None:
         density = 0.2 if object != "fiber" else 0.03
 
-    # ---- background: ice, carbon, contamination
-    trans = R.ice_transmission(rng, shape, ice_t, ice_g, uneven)
-    other = np.zeros(shape, dtype=np.float32)  # thickness x contrast (V*A) of things not in the truth
-    allowed = np.ones(shape, dtype=bool)
-    carbon_frac = 0.0
-    if carbon_depth > 0:
-        cmask = R.carbon_region(rng, shape, carbon_depth)
-        carbon_frac = float(cmask.mean())
-        trans[cmask] *= np.float32(np.exp(-CARBON_THICKNESS_A / R.ICE_MEAN_FREE_PATH_A * 2))
-        other[cmask] += CARBON_THICKNESS_A * CARBON_CONTRAST_V / PROTEIN_CONTRAST_V
-        allowed &= ~cmask
-    blobs = []
-    if n_cont > 0:
-        thick, blobs = R.contamination_blobs(rng, shape, n_cont, px)
-        trans *= np.exp(-thick / R.ICE_MEAN_FREE_PATH_A).astype(np.float32)
-        other += thick * (CONTAMINATION_CONTRAST_V / PROTEIN_CONTRAST_V)
-        allowed &= thick <= 0
-
-    # ---- objects (thickness in A of protein-equivalent density)
-    obj = np.zeros(shape, dtype=np.float32)
-    truth_x, truth_y, radius, tube_id = [], [], None, None
+    trans, other, allowed, carbon_frac, n_blobs = _background(rng, shape, px, ice_t, ice_g, uneven,
+                                                              carbon_depth, n_cont)
+    obj = np.zeros(shape, dtype=np.float32)  # truth objects: thickness in A of protein-equivalent density
+    radius = tube_id = kernel_ft = None
     extra: dict = {}
-    kernel_ft = None
     n_junk = 0
     if object == "particle":
         if n_particles is None:
             n_particles = int(round(density * ny * nx / (np.pi * diameter_px ** 2 / 4)))
-        pos = sample_positions(rng, n_particles, shape, diameter_px / 2, min_distance_frac * diameter_px,
-                               allowed)
-        bins = rng.integers(n_bins, size=len(pos))
-        turns = rng.integers(4, size=len(pos))
-        for (cx, cy), b, k in zip(pos, bins, turns):
-            paste(obj, np.rot90(projection(kind, px, int(b)), int(k)), int(cx), int(cy))
-        truth_x, truth_y = pos[:, 0], pos[:, 1]
-        n_junk = int(round(junk_frac * len(pos))) if junk_frac > 0 else 0
-        if junk_frac > 0 and len(pos) >= 4:
-            n_junk = max(n_junk, 1)
-        if n_junk:
-            jpos = sample_positions(rng, n_junk, shape, 0, 1.5 * diameter_px, allowed,
-                                    occupied=pos, occupied_dist=1.3 * diameter_px)
-            for jx, jy in jpos:
-                if rng.uniform() < 0.5:
-                    piece = R.aggregate(rng, kind, px, n_bins, diameter_px)
-                else:
-                    piece = R.broken_particle(rng, kind, px, n_bins)
-                paste(other, piece, int(jx), int(jy))
-            n_junk = len(jpos)
+        truth_x, truth_y, n_junk = _place_particles(rng, obj, other, allowed, kind, px, diameter_px, n_particles,
+                                                    min_distance_frac, junk_frac, n_bins)
     elif object == "vesicle":
-        r_lo, r_hi = (v * 10.0 / px for v in vesicle_radius_nm)
-        mean_r = 0.5 * (r_lo + r_hi)
-        if n_particles is None:
-            n_particles = max(1, int(round(density * ny * nx / (np.pi * mean_r ** 2))))
-        pos = sample_positions(rng, n_particles, shape, 0.5 * r_lo, 0.6 * mean_r, allowed)
-        radii = rng.uniform(r_lo, r_hi, len(pos))
-        for (cx, cy), r in zip(pos, radii):
-            paste(obj, vesicle_projection(r * px, px), int(cx), int(cy))
-        truth_x, truth_y, radius = pos[:, 0], pos[:, 1], radii
+        truth_x, truth_y, radius = _place_vesicles(rng, obj, allowed, px, vesicle_radius_nm, n_particles, density)
     else:
         ftype = F.FIBER_TYPES[kind]
         lp_px = (persistence_nm if persistence_nm is not None else ftype.persistence_nm) * 10.0 / px
-        radius_px = diameter_px / 2
         if n_particles is None:
             n_particles = max(1, int(round(density * ny * nx / (diameter_px * max(ny, nx)))))
         spacing = fiber_spacing_px or max(4.0, diameter_px)
-        xs, ys, ids = [], [], []
-        for _ in range(n_particles):
-            start = rng.uniform((0.1 * nx, 0.1 * ny), (0.9 * nx, 0.9 * ny))
-            ang = rng.uniform(0, 2 * np.pi)
-            length = rng.uniform(0.6, 1.6) * max(ny, nx)
-            path = F.worm_like_path(rng, start - 0.5 * length * np.array([np.cos(ang), np.sin(ang)]), ang,
-                                    length, lp_px)
-            s = np.arange(len(path)) * F.STEP_PX * px / 10.0  # nm along the fiber
-            phase0 = rng.uniform(0, 2 * np.pi)
-            w = F.STEP_PX * px * (1 + ftype.modulation * np.cos(2 * np.pi * s / ftype.crossover_nm + phase0))
-            F.splat_line(obj, path, w)
-            for piece in F.truth_points(path, spacing, shape, radius_px):
-                ids.append(np.full(len(piece), len(ids) + 1))
-                xs.append(piece[:, 0])
-                ys.append(piece[:, 1])
-        truth_x = np.concatenate(xs) if xs else np.zeros(0)
-        truth_y = np.concatenate(ys) if ys else np.zeros(0)
-        tube_id = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
-        kernel_ft = F.disk_kernel_ft(shape, radius_px)
-        extra["persistence_nm"] = lp_px * px / 10.0
-        extra["spacing_px"] = float(spacing)
-
-    # ---- image formation
-    sigma = np.float32(INTERACTION_RAD_PER_V_A * PROTEIN_CONTRAST_V)  # rad per A of protein
-    ctf_ft = ctf_2d(shape, px, ctf)
-    has_other = bool(np.any(other))
-    if kernel_ft is None:
-        # particles / vesicles: the SNR needs only the real-space layer, so truth objects and the
-        # rest share one forward FFT (the full-size object FFT is made only when needed)
-        potential = obj
-        snr_physical = _object_snr(potential, obj, lambda: sfft.rfft2(obj, workers=1) * sigma,
-                                   ctf_ft, ctf, px, n0, float(sigma))
-        total_ft = sfft.rfft2(obj + other if has_other else obj, workers=1)
-        total_ft *= sigma
-    else:
-        # fibers: the cylinder kernel applies to the centre lines only
-        obj_ft = sfft.rfft2(obj, workers=1)
-        obj_ft *= kernel_ft
-        potential = sfft.irfft2(obj_ft, s=shape, workers=1)
-        obj_ft *= sigma
-        snr_physical = _object_snr(potential, None, lambda: obj_ft, ctf_ft, ctf, px, n0, float(sigma))
-        total_ft = obj_ft
-        if has_other:
-            total_ft += sigma * sfft.rfft2(other, workers=1)
-    potential = potential.copy() if keep_potential else None
-    gain = float(np.sqrt(snr / snr_physical)) if (snr is not None and snr_physical > 0) else 1.0
-    total_ft *= np.float32(gain)
-    if ice_noise > 0:
-        # white ice-structure phase, made directly on the rfft grid (variance N * s^2 per coefficient)
-        flat = ctf_ft.ravel()
-        mean_ctf2 = float(np.dot(flat, flat)) / flat.size
-        s = np.sqrt(ice_noise / (4.0 * n0 * max(mean_ctf2, 1e-12)))
-        scale = np.float32(s * np.sqrt(ny * nx / 2.0))
-        white = rng.standard_normal((total_ft.shape[0], 2 * total_ft.shape[1]), dtype=np.float32)
-        white *= scale
-        total_ft += white.view(np.complex64)  # adjacent float pairs = (real, imag)
-        del white
-    total_ft *= ctf_ft
-    intensity = sfft.irfft2(total_ft, s=shape, workers=1)  # contrast c, turned into N0 T (1 + 2 c) in place
-    del total_ft
-    intensity *= np.float32(2.0)
-    intensity += np.float32(1.0)
-    intensity *= trans
-    intensity *= np.float32(n0)
-    np.maximum(intensity, 0, out=intensity)
-    image = np.sqrt(intensity)
-    image *= rng.standard_normal(shape, dtype=np.float32)
-    image += intensity
-    if mtf:
-        image = sfft.irfft2(sfft.rfft2(image, workers=1) * detector_mtf(shape), s=shape, workers=1)
-    image = np.ascontiguousarray(image, dtype=np.float32)
+        truth_x, truth_y, tube_id = _place_fibers(rng, obj, ftype, px, diameter_px, n_particles, lp_px, spacing)
+        kernel_ft = F.disk_kernel_ft(shape, diameter_px / 2)
+        extra = {"persistence_nm": lp_px * px / 10.0, "spacing_px": float(spacing)}
+    image, potential, snr_physical, gain = _form_image(rng, obj, other, trans, kernel_ft, ctf, px, n0, snr,
+                                                       ice_noise, mtf, keep_potential)
 
     mname = name or f"{kind}_{seed:06d}"
     truth = Picks(mname, np.asarray(truth_x, float), np.asarray(truth_y, float),
                   score=np.ones(len(truth_x)), radius=radius, tube_id=tube_id, shape=shape,
-                  diameter=float(diameter_px if object != "vesicle" else 2 * np.median(radius) if len(radius) else diameter_px),
+                  diameter=float(2 * np.median(radius) if object == "vesicle" and len(radius) else diameter_px),
                   pixel_size=px)
     params = {
         "micrograph": mname, "object": object, "particle": kind, "seed": int(seed), "shape": [ny, nx],
@@ -324,7 +367,7 @@ def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | Non
         "snr_physical": float(snr_physical), "snr": float(snr_physical * gain * gain), "contrast_gain": gain,
         "ctf": ctf.to_dict(), "defocus_um": float(df_um), "ice_thickness_a": float(ice_t),
         "ice_gradient_a": float(ice_g), "unevenness": float(uneven), "ice_noise": float(ice_noise),
-        "mtf": bool(mtf), "contamination_blobs": len(blobs), "carbon_fraction": carbon_frac,
+        "mtf": bool(mtf), "contamination_blobs": n_blobs, "carbon_fraction": carbon_frac,
         "junk": int(n_junk), "density": float(density), "min_distance_frac": float(min_distance_frac),
         "n_bins": int(n_bins), "clean": bool(clean), **extra,
     }
