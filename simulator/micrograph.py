@@ -127,7 +127,7 @@ def _place_particles(rng: np.random.Generator, obj: np.ndarray, other: np.ndarra
                      junk_frac: float, n_bins: int):
     """Paste ``n`` particle projections into ``obj`` and junk (aggregates, fragments) into ``other``.
 
-    Returns (x, y, number of junk pieces); x, y are integer centres in px.
+    Returns (x, y, junk centres (k, 2) as (x, y)); all integer pixel positions.
     """
     pos = sample_positions(rng, n, obj.shape, diameter_px / 2, min_distance_frac * diameter_px, allowed)
     bins = rng.integers(n_bins, size=len(pos))
@@ -137,6 +137,7 @@ def _place_particles(rng: np.random.Generator, obj: np.ndarray, other: np.ndarra
     n_junk = int(round(junk_frac * len(pos))) if junk_frac > 0 else 0
     if junk_frac > 0 and len(pos) >= 4:
         n_junk = max(n_junk, 1)
+    jpos = np.zeros((0, 2), dtype=np.int64)
     if n_junk:
         jpos = sample_positions(rng, n_junk, obj.shape, 0, 1.5 * diameter_px, allowed,
                                 occupied=pos, occupied_dist=1.3 * diameter_px)
@@ -146,8 +147,7 @@ def _place_particles(rng: np.random.Generator, obj: np.ndarray, other: np.ndarra
             else:
                 piece = R.broken_particle(rng, kind, px, n_bins)
             paste(other, piece, int(jx), int(jy))
-        n_junk = len(jpos)
-    return pos[:, 0], pos[:, 1], n_junk
+    return pos[:, 0], pos[:, 1], jpos
 
 
 def _place_vesicles(rng: np.random.Generator, obj: np.ndarray, allowed: np.ndarray, px: float,
@@ -333,11 +333,11 @@ def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | Non
     obj = np.zeros(shape, dtype=np.float32)  # truth objects: thickness in A of protein-equivalent density
     radius = tube_id = kernel_ft = None
     extra: dict = {}
-    n_junk = 0
+    junk_xy = np.zeros((0, 2), dtype=np.int64)
     if object == "particle":
         if n_particles is None:
             n_particles = int(round(density * ny * nx / (np.pi * diameter_px ** 2 / 4)))
-        truth_x, truth_y, n_junk = _place_particles(rng, obj, other, allowed, kind, px, diameter_px, n_particles,
+        truth_x, truth_y, junk_xy = _place_particles(rng, obj, other, allowed, kind, px, diameter_px, n_particles,
                                                     min_distance_frac, junk_frac, n_bins)
     elif object == "vesicle":
         truth_x, truth_y, radius = _place_vesicles(rng, obj, allowed, px, vesicle_radius_nm, n_particles, density)
@@ -368,7 +368,8 @@ def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | Non
         "ctf": ctf.to_dict(), "defocus_um": float(df_um), "ice_thickness_a": float(ice_t),
         "ice_gradient_a": float(ice_g), "unevenness": float(uneven), "ice_noise": float(ice_noise),
         "mtf": bool(mtf), "contamination_blobs": n_blobs, "carbon_fraction": carbon_frac,
-        "junk": int(n_junk), "density": float(density), "min_distance_frac": float(min_distance_frac),
+        "junk": len(junk_xy), "junk_xy": junk_xy.tolist(), "density": float(density),
+        "min_distance_frac": float(min_distance_frac),
         "n_bins": int(n_bins), "clean": bool(clean), **extra,
     }
     if object == "particle":

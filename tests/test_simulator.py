@@ -187,3 +187,21 @@ def test_detector_mtf_damps_high_frequencies():
         ratios[mtf] = prof[(k > 0.4) & (k < 0.5)].mean() / prof[(k > 0.02) & (k < 0.1)].mean()
     assert 0.8 < ratios[False] < 1.25  # shot noise alone is white
     assert 0.15 < ratios[True] < 0.6  # sinc^2 at 0.4-0.5 cycles/px is about 0.3-0.4
+
+
+def test_junk_is_visible_but_not_in_the_truth():
+    sim = simulate_micrograph((512, 512), "betagal", seed=6, junk_fraction=0.4, carbon=0.0, contamination=0,
+                              keep_potential=True)
+    junk = np.array(sim.params["junk_xy"]).reshape(-1, 2)
+    t, d = sim.truth, sim.truth.diameter
+    assert sim.params["junk"] == len(junk) >= 3
+    # never at a truth position, and no truth density under it ...
+    dist = np.hypot(junk[:, None, 0] - t.x[None], junk[:, None, 1] - t.y[None]).min(1)
+    assert np.all(dist >= 1.3 * d - 1)
+    assert np.all(sim.potential[junk[:, 1], junk[:, 0]] == 0)
+    # ... yet the image shows something there: band-passed signal energy well above random places
+    img = ndimage.gaussian_filter(sim.image, 2) - ndimage.gaussian_filter(sim.image, d)
+    energy = ndimage.uniform_filter(img * img, int(d))
+    rng = np.random.default_rng(1)
+    rx, ry = rng.integers(0, 512, (2, 500))
+    assert np.median(energy[junk[:, 1], junk[:, 0]]) > 1.5 * np.median(energy[ry, rx])
