@@ -188,6 +188,13 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(s, h)
 
 
+def main_args(argv: list[str]) -> int:
+    """Run `epick pick` with command-line arguments (for the demo and scripts); errors print as the CLI does."""
+    from ..cli import main
+
+    return main(["pick", *argv])
+
+
 def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     """Run `epick pick` (``stop`` lets a caller end a ``--watch`` run, as a signal would)."""
     from ..picker import Picker
