@@ -119,7 +119,16 @@ def _engine_beside(onnx_path: Path, required: bool) -> Backend | None:
         log.info("no TensorRT engine beside %s; build one with `epick export --tensorrt` for speed", onnx_path.name)
         return None
     try:
-        return TensorRTBackend(engine)
+        from epick.export.artifact_metadata import read_onnx_metadata
+
+        backend = TensorRTBackend(engine)
+        onnx_hash = read_onnx_metadata(onnx_path)["model_hash"]
+        if backend.metadata.model_hash != onnx_hash:
+            backend.close()
+            raise ModelFileError(engine, f"was built from model {backend.metadata.model_hash}, "
+                                 f"not from {onnx_path.name} ({onnx_hash})",
+                                 f"rebuild it: epick export MODEL --tensorrt {engine}")
+        return backend
     except ModelFileError as exc:
         if required:
             raise

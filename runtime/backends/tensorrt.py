@@ -148,8 +148,11 @@ class TensorRTBackend(Backend):
         self.input_name = next(n for n in names if is_input[n])
         self.output_names = [n for n in names if not is_input[n]]
         self.dtypes = {n: np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))) for n in names}
-        _, _, max_shape = self.engine.get_tensor_profile_shape(self.input_name, 0)
-        self.max_batch = int(max_shape[0])
+        self.profiles = [tuple(tuple(int(v) for v in dims) for dims in
+                               self.engine.get_tensor_profile_shape(self.input_name, i))
+                         for i in range(self.engine.num_optimization_profiles)]
+        self.max_batch = max(p[2][0] for p in self.profiles)
+        self._profile = 0
         self._buffers: dict[tuple, dict[str, _Buffer]] = {}
         self._shapes: dict[tuple, dict[str, tuple]] = {}
 
@@ -169,9 +172,25 @@ class TensorRTBackend(Backend):
             self._shapes[shape] = shapes
         return self._buffers[shape]
 
-    def _run_chunk(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    def profile_for(self, shape: tuple) -> tuple[int, int]:
+        """(optimisation profile index, largest batch) of the first profile accepting [*, 1, H, W]."""
+        for index, (lo, _, hi) in enumerate(self.profiles):
+            if all(a <= s <= b for a, s, b in zip(lo[1:], shape[1:], hi[1:])):
+                return index, hi[0]
+        raise ModelFileError(self.path, f"no optimisation profile of this engine accepts input {shape[1:]}",
+                             "rebuild the engine with a profile covering this micrograph size "
+                             "(epick export MODEL --tensorrt OUT.engine), or pick with the ONNX file")
+
+    def _run_chunk(self, images: np.ndarray, profile: int) -> dict[str, np.ndarray]:
         cudart = _cudart()
         shape = tuple(images.shape)
+        if profile != self._profile:
+            self.context.set_optimization_profile_async(profile, self.stream)
+            self._profile = profile
+            for old in list(self._buffers):      # output shapes depend on the active profile
+                for buf in self._buffers.pop(old).values():
+                    buf.free()
+            self._shapes.clear()
         buffers = self._buffers_for(shape)
         shapes = self._shapes[shape]
         self.context.set_input_shape(self.input_name, shape)
@@ -193,7 +212,8 @@ class TensorRTBackend(Backend):
     def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Run the engine on a float32 [N, 1, H, W] batch, in chunks of at most ``max_batch``."""
         images = check_input_batch(images, self.path)
-        parts = [self._run_chunk(images[i: i + self.max_batch]) for i in range(0, len(images), self.max_batch)]
+        profile, step = self.profile_for(images.shape)
+        parts = [self._run_chunk(images[i: i + step], profile) for i in range(0, len(images), step)]
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
     def close(self) -> None:
