@@ -37,7 +37,7 @@ BASE = [
 TRAIN = ["torch>=2.3", "safetensors>=0.4"]
 EXPORT = ["onnx>=1.16", "onnxscript>=0.1", "onnxslim>=0.1"]
 GPU = ["cuda-python>=12", "numba-cuda>=0.4"]
-DEV = TRAIN + EXPORT + ["pytest>=7", "pytest-timeout>=2"]
+DEV = TRAIN + EXPORT + ["pytest>=7", "pytest-timeout>=2", "matplotlib>=3.7"]
 
 setup(
     name="epick",
