@@ -5,11 +5,14 @@
 Data: the first K particle datasets of the simulator's ``continual10`` suite (ribosome, proteasome,
 apoferritin, toxin, ...), each ``--n-train`` training and ``--n-test`` held-out test micrographs,
 simulated once into ``--data-dir`` (reused when already there; the suite seed fixes every pixel).
+By default all datasets share one pixel size (``--pixel-size 2.2`` A/px), so particle sizes in
+pixels differ as their physical sizes do (as between real data sets); ``--pixel-size 0`` keeps the
+suite's own pixel sizes, which make every particle about the same size in pixels.
 
 Methods, over the sequence of datasets 1..K (step k = after learning dataset k):
 - step 1 of every method is the same model: joint training on dataset 1 from random weights;
-- (a) joint:     from scratch on datasets 1..k at once (the upper bound). By default only at step K;
-                 ``--joint-every-step`` also trains it at steps 2..K-1;
+- (a) joint:     from scratch on datasets 1..k at once (the upper bound), at every step k >= 2
+                 (``--joint-last-only``: only at step K);
 - (b) finetune:  step k starts from the step k-1 model and trains on dataset k alone, L_OD;
 - (c) continual: step k starts from the step k-1 model; exemplars of old datasets, distillation
                  from the frozen old model and parameter regularisation (``epick.trainer``).
@@ -56,6 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-train", type=int, default=10, help="training micrographs per dataset")
     parser.add_argument("--n-test", type=int, default=5, help="held-out test micrographs per dataset")
     parser.add_argument("--suite-seed", type=int, default=0)
+    parser.add_argument("--pixel-size", type=float, default=2.2,
+                        help="one pixel size (A/px) for every dataset, so particle sizes in pixels follow their "
+                             "physical diameters as in real data (ribosome 131 px, apoferritin 66 px at 2.2 A and "
+                             "1024 px); 0 keeps the suite's per-dataset pixel size (every particle ~80-100 px)")
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "epick-continual-data",
                         help="where the simulated suite is written (or reused)")
     parser.add_argument("--target-width", type=int, default=256, help="preprocessed micrograph width, px")
@@ -69,7 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="training micrographs held out for best-epoch choice (the test set is never seen)")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--joint-every-step", action="store_true", help="also train joint at steps 2..K-1")
+    parser.add_argument("--joint-last-only", action="store_true",
+                        help="train joint only on all K datasets (default: on datasets 1..k at every step k)")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench_results/)")
     parser.add_argument("--figure", type=Path, default=None, help="figure path (default docs/continual_forgetting.png)")
     parser.add_argument("--no-figure", action="store_true")
@@ -92,17 +100,46 @@ def dataset_names(args: argparse.Namespace) -> list[str]:
 
 def ensure_suite(args: argparse.Namespace, names: list[str]) -> tuple[Path, float, bool]:
     """Simulate the datasets into a folder keyed by the settings, unless done; (folder, seconds, reused)."""
-    from epick.simulator.suites import write_suite
-
-    folder = args.data_dir / f"continual10-{args.shape}px-s{args.suite_seed}-{args.n_train}+{args.n_test}"
+    size_key = f"{args.pixel_size:g}A" if args.pixel_size else "auto"
+    folder = args.data_dir / f"continual10-{args.shape}px-{size_key}-s{args.suite_seed}-{args.n_train}+{args.n_test}"
     missing = [n for n in names if not (folder / n / "manifest.json").is_file()]
     if not missing:
         return folder, 0.0, True
     with timed() as t:
-        # --only keeps each dataset's seed, so datasets added later match a full run
-        write_suite("continual10", folder, shape=(args.shape, args.shape), seed=args.suite_seed,
-                    n_train=args.n_train, n_test=args.n_test, only=missing)
+        if args.pixel_size:
+            write_common_pixel_size(args, folder, missing)
+        else:
+            from epick.simulator.suites import write_suite
+
+            # --only keeps each dataset's seed, so datasets added later match a full run
+            write_suite("continual10", folder, shape=(args.shape, args.shape), seed=args.suite_seed,
+                        n_train=args.n_train, n_test=args.n_test, only=missing)
     return folder, t.seconds, False
+
+
+def write_common_pixel_size(args: argparse.Namespace, folder: Path, names: list[str]) -> None:
+    """Write continual10 datasets ``names`` with one pixel size (``args.pixel_size`` A/px) for all.
+
+    Each dataset keeps its suite seed (``write_suite``'s rule: suite seed * 100 + place in the
+    suite) and its density/SNR ranges; only ``pixel_scale`` changes so that the automatic pixel
+    size times the scale equals the common pixel size.
+    """
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    from epick.simulator.micrograph import auto_pixel_size
+    from epick.simulator.particles import particle_diameter_a
+    from epick.simulator.suites import CONTINUAL10, write_dataset
+
+    shape = (args.shape, args.shape)
+    with tqdm(total=len(names) * (args.n_train + args.n_test), desc="simulate", unit="mic") as bar:
+        for place, spec in enumerate(CONTINUAL10):
+            if spec.name not in names:
+                continue
+            auto = auto_pixel_size(particle_diameter_a(spec.particle), shape, spec.object)
+            spec = replace(spec, pixel_scale=args.pixel_size / auto)
+            write_dataset(spec, folder, shape, args.n_train, args.n_test, args.suite_seed * 100 + place, bar)
 
 
 def load_split(folder: Path, name: str, split: str, params) -> list:
@@ -182,9 +219,9 @@ def record_step(report: Report, records: dict, method: str, step: int, seconds: 
 
 
 def run_joint(args, names, train, test, params, work, report, records) -> None:
-    """Joint training from scratch on datasets 1..k (k = K, or every k >= 2 with --joint-every-step)."""
+    """Joint training from scratch on datasets 1..k (every k >= 2, or k = K with --joint-last-only)."""
     for k in range(2, len(names) + 1):
-        if k < len(names) and not args.joint_every_step:
+        if k < len(names) and args.joint_last_only:
             continue
         samples = [s for n in names[:k] for s in train[n]]
         with timed() as t:
