@@ -71,17 +71,29 @@ def decode_outputs(outputs: dict[str, np.ndarray], i: int, transform, *, object_
                    threshold: float, top_k: int = DEFAULT_TOP_K, edge_margin: float = DEFAULT_EDGE_MARGIN,
                    min_distance: float | None = None, diameter: float | None = None,
                    pixel_size: float | None = None) -> Picks:
-    """Image ``i`` of a batch of network outputs -> Picks in original pixels.
-
-    Peaks are found on the padded heatmap (padding is bottom/right only, so nothing moves) and
-    peaks whose centre lies in the padding (outside the network image) are dropped.
-    """
-    from .objects import fibers_from_peaks, particles_from_peaks, vesicles_from_peaks
-    from .peaks import NetworkPeaks, find_peaks
+    """Image ``i`` of a batch of host network outputs -> Picks in original pixels (peaks found on
+    the padded heatmap, then :func:`picks_from_peaks`)."""
+    from .peaks import find_peaks
 
     size = outputs.get("size")
     peaks = find_peaks(outputs["heatmap"][i, 0], outputs["offset"][i], None if size is None else size[i],
                        threshold=threshold, top_k=top_k)
+    return picks_from_peaks(peaks, transform, object_type=object_type, micrograph=micrograph,
+                            edge_margin=edge_margin, min_distance=min_distance, diameter=diameter,
+                            pixel_size=pixel_size)
+
+
+def picks_from_peaks(peaks, transform, *, object_type: str, micrograph: str,
+                     edge_margin: float = DEFAULT_EDGE_MARGIN, min_distance: float | None = None,
+                     diameter: float | None = None, pixel_size: float | None = None) -> Picks:
+    """NetworkPeaks of one padded network input (host or GPU peak step) -> Picks in original pixels.
+
+    Padding is bottom/right only, so nothing moves; peaks whose centre lies in the padding
+    (outside the network image) are dropped.
+    """
+    from .objects import fibers_from_peaks, particles_from_peaks, vesicles_from_peaks
+    from .peaks import NetworkPeaks
+
     my, mx = transform.network_shape
     inside = (peaks.x < mx - 0.5) & (peaks.y < my - 0.5)   # same rule as the trainer's validation
     if not inside.all():
@@ -108,6 +120,9 @@ class Picker:
       ``min_distance``: original pixels (None = off); ``diameter``: box size in original pixels
       written with the picks (default: the model's).
     - ``batch_size``: micrographs per inference call; ``readers``: decoding threads in ``pick_many``.
+    - ``device_path``: keep the data on the GPU (``epick.runtime.device_path``: GPU preprocessing,
+      network on device buffers, GPU peaks; same picks). None (default): when the backend runs on a
+      GPU and numba.cuda has a real GPU; True: always (refused for a host-only backend); False: never.
     Thread-safe (see the module docstring). Use as a context manager or call ``close()``.
     """
 
@@ -115,7 +130,7 @@ class Picker:
                  threshold: float | None = None, top_k: int = DEFAULT_TOP_K,
                  edge_margin: float = DEFAULT_EDGE_MARGIN, min_distance: float | None = None,
                  diameter: float | None = None, batch_size: int = 4, readers: int = 2,
-                 threads: int | None = None):
+                 threads: int | None = None, device_path: bool | None = None):
         from .preprocess import PreprocessParams
 
         self.backend = artifact if isinstance(artifact, Backend) else open_backend(artifact, backend, threads=threads)
@@ -138,6 +153,25 @@ class Picker:
         self.batch_size = max(1, int(batch_size))
         self.readers = max(1, int(readers))
         self._infer_lock = None if self.backend.thread_safe else threading.Lock()
+        self.min_side = int(self.backend.min_side or 0)   # network pixels (torch-GPU package: 64)
+        self._device = self._device_pipeline(device_path)
+
+    def _device_pipeline(self, wanted: bool | None):
+        """The GPU picking path when wanted and possible (see ``device_path``), else None."""
+        if wanted is False or (wanted is None and not self.backend.device_io):
+            return None
+        if not self.backend.device_io:
+            raise ModelFileError(self.backend.path, f"backend {self.backend.name} runs on the host, so the "
+                                 "GPU picking path cannot be used", "use a GPU backend, or device_path=None")
+        from .device_path import DevicePipeline, real_gpu_available
+
+        if wanted is None and not real_gpu_available():
+            return None
+        if self._infer_lock is None:
+            self._infer_lock = threading.Lock()   # the pipeline's pooled buffers and stream are shared
+        log.info("GPU picking path: preprocessing, %s and peaks on the device", self.backend.name)
+        return DevicePipeline(self.backend, self.params, threshold=self.threshold, top_k=self.top_k,
+                              min_side=self.min_side)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -146,15 +180,25 @@ class Picker:
         return self.backend.name
 
     @property
+    def on_device(self) -> bool:
+        """True when picking keeps the data on the GPU (``epick.runtime.device_path``)."""
+        return self._device is not None
+
+    @property
     def metadata(self):
         """The artifact's :class:`~epick.runtime.backends.metadata.ArtifactMetadata`."""
         return self.backend.metadata
 
     # ------------------------------------------------------------------ steps
     def prepare(self, source) -> Prepared:
-        """Read (when a path) and preprocess one micrograph; raises MicrographError for a bad file."""
+        """Read (when a path) and preprocess one micrograph; raises MicrographError for a bad file.
+
+        On the GPU path only the reading and checks happen here (a ``RawPrepared``); the
+        preprocessing runs on the device in ``run_batch``.
+        """
+        from .device_path import pad_network_image
         from .io.micrograph import read_micrograph
-        from .preprocess import pad_to_multiple, preprocess
+        from .preprocess import preprocess
 
         start = time.perf_counter()
         if isinstance(source, np.ndarray):
@@ -162,8 +206,11 @@ class Picker:
         else:
             mic = read_micrograph(source)
             data, pixel_size, name = mic.data, mic.pixel_size, Path(source).name
+        if self._device is not None:
+            return self._device.prepare(data, source, name, pixel_size, time.perf_counter() - start)
         u8, transform = preprocess(data, self.params)
-        return Prepared(source, name, pad_to_multiple(u8, 32), transform, pixel_size, time.perf_counter() - start)
+        return Prepared(source, name, pad_network_image(u8, self.min_side), transform, pixel_size,
+                        time.perf_counter() - start)
 
     def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Run the backend on a float32 [N, 1, H, W] batch (serialised when the backend needs it)."""
@@ -179,13 +226,21 @@ class Picker:
                               min_distance=self.min_distance, diameter=self.diameter,
                               pixel_size=item.pixel_size)
 
+    def _device_peaks(self, items: list[Prepared], keep_images: bool) -> list[tuple]:
+        """GPU path: (NetworkPeaks, uint8 network image or None) per item, serialised."""
+        with self._infer_lock:
+            return self._device.run(items, keep_images=keep_images)
+
     def run_batch(self, items: list[Prepared], keep_images: bool = False) -> list[PickResult]:
         """Infer and decode one batch of same-shape items; a failing item never fails the others."""
         from .preprocess import network_input
 
         start = time.perf_counter()
         try:
-            outputs = self.infer(network_input(np.stack([it.u8 for it in items])[:, None]))
+            if self._device is not None:
+                found = self._device_peaks(items, keep_images)
+            else:
+                outputs = self.infer(network_input(np.stack([it.u8 for it in items])[:, None]))
         except Exception as exc:
             if len(items) == 1:
                 return [self._failure(items[0], exc)]
@@ -195,16 +250,27 @@ class Picker:
         results = []
         for i, item in enumerate(items):
             try:
-                picks = self.decode(outputs, i, item)
+                if self._device is not None:
+                    peaks, image = found[i]
+                    picks = self.picks(peaks, item)
+                else:
+                    picks = self.decode(outputs, i, item)
+                    my, mx = item.transform.network_shape
+                    image = item.u8[:my, :mx]
             except Exception as exc:
                 results.append(self._failure(item, exc))
                 continue
-            my, mx = item.transform.network_shape
             results.append(PickResult(item.source, item.name, picks,
-                                      image=item.u8[:my, :mx] if keep_images else None,
+                                      image=image if keep_images else None,
                                       transform=item.transform if keep_images else None,
                                       seconds=item.read_s + share))
         return results
+
+    def picks(self, peaks, item: Prepared) -> Picks:
+        """Picks in original pixels from the NetworkPeaks of one item's padded network input."""
+        return picks_from_peaks(peaks, item.transform, object_type=self.object_type, micrograph=item.name,
+                                edge_margin=self.edge_margin, min_distance=self.min_distance,
+                                diameter=self.diameter, pixel_size=item.pixel_size)
 
     @staticmethod
     def _failure(item: Prepared, exc: BaseException) -> PickResult:
@@ -247,7 +313,9 @@ class Picker:
             pool.close()
 
     def close(self) -> None:
-        """Release the backend."""
+        """Release the GPU path's buffers and the backend."""
+        if self._device is not None:
+            self._device.close()
         self.backend.close()
 
     def __enter__(self) -> "Picker":
@@ -257,4 +325,5 @@ class Picker:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<Picker {self.object_type} on {self.backend_name} ({self.backend.path.name})>"
+        where = ", data on the GPU" if self._device is not None else ""
+        return f"<Picker {self.object_type} on {self.backend_name}{where} ({self.backend.path.name})>"

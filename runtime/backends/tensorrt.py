@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFileError
-from .base import Backend, check_input_batch
+from .base import Backend, DeviceArrayView, check_input_batch, device_batch_pointer
 from .metadata import ArtifactMetadata
 
 log = logging.getLogger("epick.runtime")
@@ -94,6 +94,17 @@ def _rebuild(engine: Path, sidecar: dict | None) -> bool:
     return True
 
 
+class _DeviceBuffer:
+    """One device allocation (no host side): outputs of the GPU picking path."""
+
+    def __init__(self, nbytes: int):
+        self.nbytes = max(int(nbytes), 1)
+        self.device_ptr = _check(_cudart().cudaMalloc(self.nbytes))
+
+    def free(self) -> None:
+        _cudart().cudaFree(self.device_ptr)
+
+
 class _Buffer:
     """One pinned host array and one device allocation of the same size."""
 
@@ -115,7 +126,8 @@ class TensorRTBackend(Backend):
     """Runs a serialized TensorRT engine. Not thread-safe: one execution context, one stream.
 
     Input batches larger than the engine profile's maximum batch are split; host buffers are pinned
-    and reused per input shape, so steady-state picking allocates nothing.
+    and reused per input shape, so steady-state picking allocates nothing. ``infer_device`` runs on
+    a device batch (the GPU picking path) when the engine's inputs and outputs are float32.
     """
 
     thread_safe = False
@@ -155,6 +167,8 @@ class TensorRTBackend(Backend):
         self._profile = 0
         self._buffers: dict[tuple, dict[str, _Buffer]] = {}
         self._shapes: dict[tuple, dict[str, tuple]] = {}
+        self._device_out: dict[tuple, dict[str, _DeviceBuffer]] = {}
+        self.device_io = all(self.dtypes[n] == np.float32 for n in names)
 
     def _buffers_for(self, shape: tuple) -> dict[str, _Buffer]:
         if shape not in self._buffers:
@@ -184,13 +198,7 @@ class TensorRTBackend(Backend):
     def _run_chunk(self, images: np.ndarray, profile: int) -> dict[str, np.ndarray]:
         cudart = _cudart()
         shape = tuple(images.shape)
-        if profile != self._profile:
-            self.context.set_optimization_profile_async(profile, self.stream)
-            self._profile = profile
-            for old in list(self._buffers):      # output shapes depend on the active profile
-                for buf in self._buffers.pop(old).values():
-                    buf.free()
-            self._shapes.clear()
+        self._use_profile(profile, self.stream)
         buffers = self._buffers_for(shape)
         shapes = self._shapes[shape]
         self.context.set_input_shape(self.input_name, shape)
@@ -209,6 +217,52 @@ class TensorRTBackend(Backend):
         return {name: buffers[name].host[: int(np.prod(shapes[name]))].reshape(shapes[name]).astype(np.float32)
                 for name in self.output_names}
 
+    def _use_profile(self, profile: int, stream) -> None:
+        if profile != self._profile:
+            self.context.set_optimization_profile_async(profile, stream)
+            self._profile = profile
+            for old in list(self._buffers):      # output shapes depend on the active profile
+                for buf in self._buffers.pop(old).values():
+                    buf.free()
+            self._shapes.clear()
+
+    def _device_outputs_for(self, shape: tuple, per_image: dict[str, tuple]) -> dict[str, _DeviceBuffer]:
+        """Whole-batch device output buffers for input ``shape`` (kept for a few shapes)."""
+        if shape not in self._device_out:
+            while len(self._device_out) >= _MAX_CACHED_SHAPES:
+                for buf in self._device_out.pop(next(iter(self._device_out))).values():
+                    buf.free()
+            self._device_out[shape] = {n: _DeviceBuffer(shape[0] * int(np.prod(s)) * 4) for n, s in per_image.items()}
+        return self._device_out[shape]
+
+    def infer_device(self, images, stream: int | None = None) -> dict:
+        """Device float32 [N, 1, H, W] batch -> device outputs by name (``DeviceArrayView`` of buffers
+        reused per shape), in chunks of at most the profile's batch; see ``Backend.infer_device``."""
+        if not self.device_io:
+            raise ModelFileError(self.path, "this engine's inputs/outputs are not float32, so it cannot run "
+                                 "on the GPU picking path", "rebuild it with float32 I/O (epick export --tensorrt)")
+        ptr, shape = device_batch_pointer(images, self.path)
+        run_on = int(stream) if stream is not None else int(self.stream)
+        profile, step = self.profile_for(shape)
+        self._use_profile(profile, run_on)
+        per_image: dict[str, tuple] = {}
+        for start in range(0, shape[0], step):
+            chunk = (min(step, shape[0] - start),) + shape[1:]
+            self.context.set_input_shape(self.input_name, chunk)
+            if not per_image:
+                per_image = {n: tuple(self.context.get_tensor_shape(n))[1:] for n in self.output_names}
+                outputs = self._device_outputs_for(shape, per_image)
+            in_bytes = int(np.prod(shape[1:])) * 4
+            self.context.set_tensor_address(self.input_name, ptr + start * in_bytes)
+            for name, buf in outputs.items():
+                self.context.set_tensor_address(name, int(buf.device_ptr) + start * int(np.prod(per_image[name])) * 4)
+            if not self.context.execute_async_v3(run_on):
+                raise RuntimeError(f"{self.path}: TensorRT execution failed for input shape {chunk}")
+        if stream is None:
+            _check(_cudart().cudaStreamSynchronize(self.stream))
+        return {n: DeviceArrayView(int(buf.device_ptr), (shape[0],) + per_image[n], np.float32, owner=buf)
+                for n, buf in outputs.items()}
+
     def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Run the engine on a float32 [N, 1, H, W] batch, in chunks of at most ``max_batch``."""
         images = check_input_batch(images, self.path)
@@ -222,6 +276,10 @@ class TensorRTBackend(Backend):
             for buf in buffers.values():
                 buf.free()
         self._buffers.clear()
+        for buffers in self._device_out.values():
+            for buf in buffers.values():
+                buf.free()
+        self._device_out.clear()
         if getattr(self, "stream", None) is not None:
             _cudart().cudaStreamDestroy(self.stream)
             self.stream = None

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFileError
-from .base import Backend, check_input_batch, outputs_by_name
+from .base import Backend, check_input_batch, device_batch_pointer, outputs_by_name
 from .metadata import ArtifactMetadata
 
 MODEL_SUFFIXES = (".epick",)
@@ -36,6 +36,7 @@ class TorchModelBackend(Backend):
         self.device = torch.device(device)
         self.module = module.to(self.device).eval()
         self.name = f"torch-{self.device.type}"
+        self.device_io = self.device.type == "cuda"
 
     def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Run the module on a float32 [N, 1, H, W] batch."""
@@ -47,6 +48,15 @@ class TorchModelBackend(Backend):
         if isinstance(out, dict):
             return outputs_by_name({k: v.float().cpu().numpy() for k, v in out.items() if v is not None})
         return outputs_by_name([v.float().cpu().numpy() for v in out if v is not None])
+
+    def infer_device(self, images, stream: int | None = None) -> dict:
+        """Device float32 [N, 1, H, W] batch -> CUDA tensors by name (eager; see ``Backend.infer_device``)."""
+        from .torch_cuda import device_outputs
+
+        if not self.device_io:
+            return super().infer_device(images, stream)
+        device_batch_pointer(images, self.path)
+        return device_outputs(self.module, images, stream, None)
 
     def close(self) -> None:
         """Drop the module."""

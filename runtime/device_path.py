@@ -1,0 +1,304 @@
+"""The GPU picking path: raw micrographs -> device preprocessing -> network on device buffers -> device
+peak extraction; only the top-K peak rows (and a few histograms) come back to the host.
+
+    raw (host, its own dtype) --pinned staging, async H2D--> GpuPreprocessor steps --> batch[i, 0]
+    batch [N, 1, H, W] float32 (device) --backend.infer_device--> heatmap/offset[/size] (device)
+    --GpuPeakFinder--> NetworkPeaks per image (host, tiny) --objects.py--> Picks (original pixels)
+
+One numba CUDA stream carries everything: the preprocessing and peak kernels run on it and its raw
+handle is given to ``Backend.infer_device``, which enqueues the network on the same stream (torch
+through ``torch.cuda.ExternalStream``, TensorRT through ``execute_async_v3``), so no stage needs a
+host synchronisation to see the previous one's output. Device memory crosses library borders via
+``__cuda_array_interface__`` (numba device arrays <-> torch tensors / raw TensorRT pointers).
+
+The kernels give the same bits as the host path (``epick.runtime.preprocess``, ``pad_to_multiple``
+in "mean" mode, ``epick.runtime.peaks``), so both paths pick identically. numba.cuda is imported
+only when a :class:`DevicePipeline` is built (the host path never imports it).
+
+Padding geometry (shared with the host path): the network image is padded at the bottom/right to
+multiples of 32 and to at least ``min_side`` per axis (the torch-GPU package needs 64), with the
+mean grey of ``pad_to_multiple``; coordinates do not move.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .pipeline import Prepared
+
+PAD_MULTIPLE = 32   # network H and W are multiples of this (the contract)
+
+
+# ---------------------------------------------------------------------------------------------
+# Padding geometry, used by the host path (Picker.prepare) and the device path alike
+# ---------------------------------------------------------------------------------------------
+def padded_shape(shape: tuple[int, int], min_side: int = 0, multiple: int = PAD_MULTIPLE) -> tuple[int, int]:
+    """(H, W) of the network input for a network image of ``shape`` (ny, nx): each side rounded up to
+    ``multiple`` and to at least ``min_side`` (itself rounded up to ``multiple``)."""
+    floor = int(math.ceil(max(int(min_side), 0) / multiple) * multiple)
+    return tuple(max(n + (-n) % multiple, floor) for n in (int(shape[0]), int(shape[1])))  # type: ignore[return-value]
+
+
+def pad_network_image(u8: np.ndarray, min_side: int = 0) -> np.ndarray:
+    """``pad_to_multiple(u8, 32)`` grown at the bottom/right to at least ``min_side`` per axis with the
+    same grey (network pixels; coordinates do not move). The input itself when nothing is padded."""
+    from .preprocess import pad_to_multiple
+
+    shape = padded_shape(u8.shape, min_side)
+    padded = pad_to_multiple(u8, PAD_MULTIPLE)
+    if tuple(padded.shape) == shape:
+        return padded
+    # the grey pad_to_multiple uses ("mean" mode), taken from it: padding the flattened image by one
+    # row fills that row with the mean grey of the whole image
+    grey = pad_to_multiple(u8.reshape(1, -1), 2)[1, 0]
+    out = np.full(shape, grey, dtype=u8.dtype)
+    out[: u8.shape[0], : u8.shape[1]] = u8
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# GPU detection and items
+# ---------------------------------------------------------------------------------------------
+def real_gpu_available() -> bool:
+    """True when numba.cuda runs on a real GPU (not the simulator). Imports numba.cuda: call only
+    when a GPU backend was chosen."""
+    from epick.cuda_kernels import cuda_available
+
+    if not cuda_available():
+        return False
+    from numba.core import config
+
+    return not config.ENABLE_CUDASIM
+
+
+@dataclass
+class RawPrepared(Prepared):
+    """An item for the device path: the raw micrograph (host, dtype kept for a smaller upload)
+    instead of the uint8 network image; ``transform`` and the padded shape are known from its shape."""
+
+    raw: np.ndarray | None = None
+    padded: tuple[int, int] = (0, 0)     # (H, W) of the network input: items of one shape share a batch
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W) of the padded network input (batches group equal shapes, as on the host path)."""
+        return self.padded
+
+
+def new_event(timing: bool = False):
+    """A CUDA event (``timing``: usable for elapsed times); the simulator's takes no arguments."""
+    from numba import cuda
+    from numba.core import config
+
+    return cuda.event() if config.ENABLE_CUDASIM else cuda.event(timing=timing)
+
+
+def stream_handle(stream) -> int | None:
+    """The raw ``cudaStream_t`` of a numba stream as an int (None under the simulator)."""
+    from numba.core import config
+
+    if config.ENABLE_CUDASIM:
+        return None
+    if hasattr(stream, "__cuda_stream__"):            # numba-cuda: (version, handle)
+        return int(stream.__cuda_stream__()[1])
+    handle = stream.handle
+    return int(handle.value if hasattr(handle, "value") else handle)   # ctypes or cuda-python binding
+
+
+# ---------------------------------------------------------------------------------------------
+# Upload: pinned staging, two slots so the host copy of the next micrograph overlaps the GPU
+# ---------------------------------------------------------------------------------------------
+class RawUploader:
+    """Host micrographs -> device arrays through pinned staging buffers, asynchronously on ``stream``.
+
+    Two slots (pinned host + device buffer each, kept per shape and dtype): ``stage`` copies into the
+    next slot's pinned buffer (after that slot's previous upload finished) and enqueues the upload,
+    so the host copy of micrograph i+1 runs while the GPU works on micrograph i. A device buffer
+    is overwritten two ``stage`` calls later, in stream order, after the kernels that read it.
+    """
+
+    SLOTS = 2
+
+    def __init__(self, stream, timer: "StageTimer | None" = None):
+        from numba import cuda
+
+        self._cuda = cuda
+        self.stream = stream
+        self.timer = timer
+        self._slots: list[dict] = [{} for _ in range(self.SLOTS)]
+        self._next = 0
+
+    def _slot(self, shape: tuple, dtype: np.dtype) -> dict:
+        slot = self._slots[self._next]
+        self._next = (self._next + 1) % self.SLOTS
+        if slot.get("key") != (shape, dtype.str):
+            if slot.get("done") is not None:
+                slot["done"].synchronize()
+            slot.clear()
+            slot.update(key=(shape, dtype.str), host=self._cuda.pinned_array(shape, dtype),
+                        device=self._cuda.device_array(shape, dtype, stream=self.stream), done=None)
+        return slot
+
+    def stage(self, raw: np.ndarray):
+        """Enqueue the upload of ``raw`` (2-D, a kernel-supported dtype); return its device array."""
+        slot = self._slot(tuple(raw.shape), np.dtype(raw.dtype))
+        if slot["done"] is not None:
+            slot["done"].synchronize()            # the previous upload from this pinned buffer is over
+        np.copyto(slot["host"], raw)
+        if self.timer:
+            self.timer.mark("upload", self.stream)
+        slot["device"].copy_to_device(slot["host"], stream=self.stream)
+        if self.timer:
+            self.timer.mark("upload", self.stream, end=True)
+        done = new_event(timing=False)
+        done.record(self.stream)
+        slot["done"] = done
+        return slot["device"]
+
+
+class StageTimer:
+    """Sums GPU time per stage from CUDA event pairs recorded on the stream (milliseconds).
+
+    ``mark(stage, stream)`` / ``mark(stage, stream, end=True)`` bracket work enqueued on ``stream``;
+    ``collect()`` (after the stream finished) adds the elapsed times to ``totals`` and clears the events.
+    """
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self._open: dict[str, object] = {}
+        self._pairs: list[tuple[str, object, object]] = []
+
+    def mark(self, stage: str, stream, end: bool = False) -> None:
+        """Record the start (or ``end``) event of one occurrence of ``stage``."""
+        event = new_event(timing=True)
+        event.record(stream)
+        if end:
+            self._pairs.append((stage, self._open.pop(stage), event))
+        else:
+            self._open[stage] = event
+
+    def collect(self) -> dict[str, float]:
+        """Add the finished pairs' elapsed milliseconds to ``totals``; return ``totals``."""
+        for stage, start, stop in self._pairs:
+            stop.synchronize()
+            self.totals[stage] = self.totals.get(stage, 0.0) + float(start.elapsed_time(stop))
+        self._pairs.clear()
+        return self.totals
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline
+# ---------------------------------------------------------------------------------------------
+class DevicePipeline:
+    """Raw micrographs -> NetworkPeaks with the data on the GPU (see the module docstring).
+
+    ``backend`` must implement ``infer_device`` (``backend.device_io``); ``params`` are the model's
+    PreprocessParams; ``threshold``/``top_k`` as in ``epick.runtime.peaks.find_peaks``;
+    ``min_side``: smallest network input side (network pixels). ``profile=True`` times each stage
+    with CUDA events (``timer.totals``, milliseconds). Not thread-safe (pooled buffers, one stream).
+    """
+
+    def __init__(self, backend, params, *, threshold: float, top_k: int, min_side: int = 0,
+                 profile: bool = False):
+        from numba import cuda
+
+        from epick.cuda_kernels import GpuPeakFinder, GpuPreprocessor
+        from epick.cuda_kernels._device import BufferPool
+
+        self.backend = backend
+        self.params = params
+        self.min_side = int(min_side)
+        self.stream = cuda.stream()
+        self.timer = StageTimer() if profile else None
+        self.preprocessor = GpuPreprocessor(params, pad_multiple=0, stream=self.stream)
+        self.peak_finder = GpuPeakFinder(threshold=threshold, top_k=top_k, stream=self.stream)
+        self.uploader = RawUploader(self.stream, self.timer)
+        self._pool = BufferPool()
+
+    # ------------------------------------------------------------------ items
+    def prepare(self, data: np.ndarray, source, name: str, pixel_size: float | None, read_s: float) -> RawPrepared:
+        """Check a raw micrograph on the host (shape, dtype) and describe it for batching; no GPU work."""
+        from epick.cuda_kernels.preprocess_gpu import SUPPORTED_DTYPES
+
+        from .preprocess import Transform, network_shape
+
+        data = np.asarray(data)
+        if data.ndim != 2 or data.size == 0:
+            raise ValueError(f"preprocess needs a non-empty 2-D image, got shape {data.shape}")
+        if not any(data.dtype == np.dtype(t) for t in SUPPORTED_DTYPES):
+            data = data.astype(np.float32)    # the host path's downsample casts to float32 the same way
+        out_shape = network_shape(data.shape, self.params.target_width)
+        transform = Transform.between(data.shape, out_shape)
+        return RawPrepared(source, name, None, transform, pixel_size, read_s, raw=data,
+                           padded=padded_shape(out_shape, self.min_side))
+
+    # ------------------------------------------------------------------ stages
+    def _network_input(self, u8, pad_grey, out2d) -> None:
+        """``pad_network_image`` + ``network_input`` on the device, written into ``out2d`` [H, W]."""
+        from epick.cuda_kernels import preprocess_kernels
+        from epick.cuda_kernels._device import grid_2d
+
+        grid, block = grid_2d(*out2d.shape)
+        preprocess_kernels.k_network_input[grid, block, self.stream](u8, pad_grey, 0, out2d)
+
+    def _preprocess_into(self, items: list[RawPrepared], batch, keep_images: bool) -> list[np.ndarray | None]:
+        """Preprocess each item into ``batch[i, 0]``; the uint8 network images back on the host when kept."""
+        pre, timer = self.preprocessor, self.timer
+        images: list[np.ndarray | None] = []
+        staged = self.uploader.stage(items[0].raw)
+        for i, item in enumerate(items):
+            raw = staged
+            if timer:
+                timer.mark("preprocess", self.stream)
+            small = pre.downsample(raw, item.transform.network_shape)
+            if i + 1 < len(items):
+                staged = self.uploader.stage(items[i + 1].raw)   # host copy overlaps the GPU work
+            bounds = pre.robust_range(small)
+            u8, pad_grey = pre.levels(small, bounds)
+            self._network_input(u8, pad_grey, batch[i, 0])
+            if timer:
+                timer.mark("preprocess", self.stream, end=True)
+            images.append(u8.copy_to_host(stream=self.stream) if keep_images else None)
+        if keep_images:
+            self.stream.synchronize()
+        return images
+
+    def _infer(self, batch) -> dict:
+        """The backend on the device batch, enqueued on this pipeline's stream."""
+        if self.timer:
+            self.timer.mark("infer", self.stream)
+        outputs = self.backend.infer_device(batch, stream=stream_handle(self.stream))
+        if self.timer:
+            self.timer.mark("infer", self.stream, end=True)
+        return outputs
+
+    def _peaks(self, outputs: dict) -> list:
+        """GpuPeakFinder on the device outputs: the top-K rows per image come back to the host."""
+        if self.timer:
+            self.timer.mark("peaks", self.stream)
+        found = self.peak_finder.find_batch(outputs["heatmap"], outputs["offset"], outputs.get("size"))
+        if self.timer:
+            self.timer.mark("peaks", self.stream, end=True)
+        return found
+
+    def run(self, items: list[RawPrepared], keep_images: bool = False) -> list[tuple[object, np.ndarray | None]]:
+        """NetworkPeaks of each item (network pixels of its padded input) and, when ``keep_images``,
+        its uint8 network image (unpadded, host). All items must share one padded shape."""
+        if not items:
+            return []
+        shape = items[0].shape
+        if any(it.shape != shape for it in items):
+            raise ValueError(f"one device batch needs one padded shape, got {sorted({it.shape for it in items})}")
+        batch = self._pool.get("batch", (len(items), 1) + tuple(shape), np.float32, self.stream)
+        images = self._preprocess_into(items, batch, keep_images)
+        peaks = self._peaks(self._infer(batch))
+        if self.timer:
+            self.timer.collect()
+        return list(zip(peaks, images))
+
+    def close(self) -> None:
+        """Drop the pooled device buffers (numba frees them when unreferenced)."""
+        self._pool = None
+        self.uploader = None
