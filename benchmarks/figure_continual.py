@@ -60,8 +60,10 @@ def draw_figure(result: str | Path, out: str | Path = DEFAULT_FIGURE) -> Path:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("AP (test micrographs)")
     axes[0].legend(loc="best", fontsize=8)
-    fig.suptitle(f"Simulated particles, narrow network (width {params['width']}), input {params['target_width']} px, "
-                 f"{params['epochs']} epochs/step, CPU", fontsize=9)
+    pixel = f"{params['pixel_size']:g} A/px" if params.get("pixel_size") else "suite pixel sizes"
+    fig.suptitle(f"Simulated particles ({params['n_train']} train / {params['n_test']} test micrographs of "
+                 f"{params['shape']} px, {pixel}), narrow network (width {params['width']}), input "
+                 f"{params['target_width']} px, {params['epochs']} epochs/step, seed {params['seed']}, CPU", fontsize=9)
     fig.tight_layout()
     out = Path(out)
     with atomic_path(out) as tmp:
