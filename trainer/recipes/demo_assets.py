@@ -16,10 +16,12 @@ import argparse
 import json
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from .steps import epick, metrics_table, pick_and_evaluate, save_jpeg, summary_line, write_section
+from .steps import (best_validation_ap, epick, evaluation_text, pick_and_evaluate, save_jpeg, summary_line,
+                    write_section)
 
 PARTICLE = "betagal"
 SIZE = 1024  # px, square micrographs = the network's width (no downsampling)
@@ -66,18 +68,15 @@ def demo_micrographs(sim_dir: Path, out: Path) -> tuple[list[Path], list[Path]]:
     return jpegs, stars
 
 
-def readme(out: Path, log: list[str], metrics: dict, train_s: float, model: Path, onnx: Path) -> str:
-    """The README text: what each asset is, the exact commands, and the measured figures."""
-    from epick.trainer.modelfile import read_model_file
-
-    meta = read_model_file(model).metadata
-    best = meta["training"].get("best_ap")
+def readme(out: Path, record: dict) -> str:
+    """The README section: what each asset is, the exact commands, and the measured figures (``record``)."""
+    best = record.get("val_ap")
     files = "\n".join(f"- `{p.name}` ({p.stat().st_size / 1024:.0f} KB)" for p in sorted(out.iterdir())
-                      if p.name.startswith(("demo_model", "betagal_0")))
-    commands = "\n".join(log)
+                      if p.name.startswith(("demo_model", f"{PARTICLE}_0")))
+    commands = "\n".join(record["commands"])
     return f"""## Simulated demo (`demo_assets` recipe)
 
-Built by `python -m epick.trainer.recipes.demo_assets {out}` ({time.strftime('%Y-%m-%d')}).
+Built by `python -m epick.trainer.recipes.demo_assets OUT` ({record["date"]}).
 Everything here is simulated with `epick simulate` (no real data): {PARTICLE}-like particles
 (diameter {particle_diameter_px()} px), {SIZE} x {SIZE} px at {PIXEL_SIZE} A/px, per-particle SNR {SNR}, default realism
 (CTF, shot noise, ice, junk, occasional carbon and contamination).
@@ -86,18 +85,17 @@ Everything here is simulated with `epick simulate` (no real data): {PARTICLE}-li
 
 - `demo_model.onnx`: the narrow detector (width {WIDTH}, target width {SIZE}) trained from scratch
   (`epick train`, joint mode) on {N_TRAIN} simulated micrographs (seeds {TRAIN_SEED}..{TRAIN_SEED + N_TRAIN - 1}),
-  exported with `epick export --onnx` (metadata: preprocessing, diameter, threshold travel inside).
-  Training took {train_s / 60:.1f} min on a shared 2-core CPU (one process, CPU only); best validation
-  AP {best if best is None else f'{best:.3f}'} on 2 held-out training-set micrographs.
+  exported with `epick export --onnx` (the preprocessing and particle diameter travel in its metadata).
+  Training took {record["train_seconds"] / 60:.1f} min on the shared 2-core CPU (CPU only, one torch thread,
+  another training running beside it); best validation AP {"-" if best is None else f"{best:.3f}"} on the
+  2 micrographs the trainer held out.
 - `*.jpg` + `*.star`: {N_DEMO} demo micrographs (seeds {DEMO_SEED}..{DEMO_SEED + N_DEMO - 1}, never seen in
   training), 8-bit greyscale JPEG (quality {JPEG_QUALITY}, robust 0.1-99.9 % grey range), and their truth
   centres (RELION STAR, pixels of the JPEG).
 
-### Measured on the demo micrographs (`epick pick --threshold 0.1` + `epick eval`)
+### Measured on the demo micrographs (`epick pick` + `epick eval`, box IoU >= 0.5)
 
-{summary_line(metrics)}
-
-{metrics_table(metrics)}
+{evaluation_text(record["metrics"], record["metrics_default"])}
 
 ### Commands (run in this order by the recipe; SCRATCH = its --work folder)
 
@@ -109,19 +107,42 @@ pick commands.
 """
 
 
+TITLE = """# Demo assets
+
+Built by the recipes in `epick/trainer/recipes/`; each section below is rewritten by its recipe.
+Two models live here: `demo_model.onnx` goes with the simulated demo micrographs (`betagal_0009*.jpg`);
+`betagal_model.onnx` is for real EMPIAR-10017-like beta-gal micrographs
+(`epick pick --model .../betagal_model.onnx MICROGRAPHS --out DIR`). A demo that takes "the" bundled
+model must take `demo_model.onnx` by name."""
+
+
+def write_readme(out: Path, record: dict) -> Path:
+    """Write (or replace) the "demo" section of ``OUT/README.md``, adding the title when new."""
+    path = out / "README.md"
+    if not path.is_file():
+        write_section(path, "title", TITLE)
+    return write_section(path, "demo", readme(out, record))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build every demo asset into OUT_DIR (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m epick.trainer.recipes.demo_assets", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="asset folder (e.g. runtime/demo)")
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default OUT/../demo_work)")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: $TMPDIR/epick_demo_work, outside the checkout)")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for training")
+    parser.add_argument("--readme-only", action="store_true",
+                        help="only rewrite the README section from SCRATCH/demo_record.json of an earlier run")
     args = parser.parse_args(argv)
+    out, work = args.out, args.work or Path(tempfile.gettempdir()) / "epick_demo_work"
+    record_path = work / "demo_record.json"
+    if args.readme_only:
+        write_readme(out, json.loads(record_path.read_text()))
+        return 0
     import torch
 
     torch.set_num_threads(args.threads)
-    out, work = args.out, args.work or args.out.parent / "demo_work"
     out.mkdir(parents=True, exist_ok=True)
     log: list[str] = []
     train_dir = simulate(work / "train", N_TRAIN, TRAIN_SEED, log)
@@ -131,16 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     epick("export", model, "--onnx", onnx, log=log)
     sim_demo = simulate(work / "demo_mrc", N_DEMO, DEMO_SEED, log)
     jpegs, stars = demo_micrographs(sim_demo, out)
-    metrics = pick_and_evaluate(onnx, jpegs, stars, work, log=log)
-    metrics["train_seconds"], metrics["commands"] = train_s, log
-    (work / "demo_metrics.json").write_text(json.dumps(metrics, indent=1))
-    text = readme(out, log, metrics, train_s, model, onnx).replace(str(work), "SCRATCH").replace(str(out), "OUT")
-    readme_path = out / "README.md"
-    if not readme_path.is_file():
-        write_section(readme_path, "title", "# Demo assets\n\nBuilt by the recipes in `epick/trainer/recipes/`; "
-                      "each section below is rewritten by its recipe.")
-    write_section(readme_path, "demo", text)
-    print(summary_line(metrics), file=sys.stderr)
+    metrics = pick_and_evaluate(onnx, jpegs, stars, work, threshold=0.1, log=log)
+    at_default = pick_and_evaluate(onnx, jpegs, stars, work, threshold=None, log=log)
+    record = {"date": time.strftime("%Y-%m-%d"), "train_seconds": train_s, "val_ap": best_validation_ap(model),
+              "metrics": metrics, "metrics_default": at_default,
+              "commands": [c.replace(str(work), "SCRATCH").replace(str(out), "OUT") for c in log]}
+    record_path.write_text(json.dumps(record, indent=1))
+    write_readme(out, record)
+    print(summary_line(metrics), summary_line(at_default), sep="\n", file=sys.stderr)
     return 0
 
 

@@ -49,23 +49,41 @@ def save_jpeg(image: np.ndarray, path: Path, quality: int = 92) -> Path:
 
 
 def pick_and_evaluate(model: Path, micrographs: list[Path], truth: list[Path], work: Path, *,
-                      threshold: float = 0.1, log: list[str] | None = None) -> dict:
-    """`epick pick` the micrographs with ``model`` into ``work/picks``, `epick eval` against ``truth``;
-    returns the metrics (precision recall f1 ap ar + per micrograph) and the picking time (s)."""
-    picks = work / "picks"
-    seconds = epick("pick", *micrographs, "--model", model, "--out", picks, "--threshold", threshold,
-                    "--threads", 2, "--quiet", log=log)
-    metrics_path = work / "eval.json"
+                      threshold: float | None = 0.1, log: list[str] | None = None) -> dict:
+    """`epick pick` the micrographs with ``model`` into ``work/picks_T`` (T = threshold, "default" =
+    the model's own), `epick eval` against ``truth``; returns the metrics (precision recall f1 ap ar
+    + per micrograph) with the picking time (s) and the threshold."""
+    tag = "default" if threshold is None else f"{threshold:g}"
+    picks = work / f"picks_{tag}"
+    extra = [] if threshold is None else ["--threshold", threshold]
+    seconds = epick("pick", *micrographs, "--model", model, "--out", picks, *extra, "--threads", 2, "--quiet",
+                    log=log)
+    metrics_path = work / f"eval_{tag}.json"
     epick("eval", "--picks", picks, "--truth", *truth, "--json", metrics_path, log=log)
     metrics = json.loads(metrics_path.read_text())
-    metrics["pick_seconds"] = seconds
+    metrics.update(pick_seconds=seconds, threshold=tag)
     return metrics
 
 
+def best_validation_ap(model: Path) -> float | None:
+    """Validation AP of the best epoch of the last training recorded in a .epick model file."""
+    from epick.trainer.modelfile import read_model_file
+
+    history = read_model_file(model).metadata.get("history") or [{}]
+    return history[-1].get("val_ap")
+
+
 def summary_line(metrics: dict) -> str:
-    """One line of the headline figures: AP, AR, precision, recall, F1."""
-    return ("AP {ap:.3f}  AR {ar:.3f}  precision {precision:.3f}  recall {recall:.3f}  F1 {f1:.3f}"
+    """One line of the headline figures: AP, AR, precision, recall, F1 (and the pick threshold)."""
+    line = ("AP {ap:.3f}  AR {ar:.3f}  precision {precision:.3f}  recall {recall:.3f}  F1 {f1:.3f}"
             .format(**{k: metrics[k] for k in ("ap", "ar", "precision", "recall", "f1")}))
+    return f"threshold {metrics['threshold']}: {line}" if "threshold" in metrics else line
+
+
+def evaluation_text(metrics: dict, at_default: dict) -> str:
+    """Markdown: the two summary lines (threshold 0.1 for AP, the model's default for P/R) and the table."""
+    return (f"- {summary_line(metrics)}\n- {summary_line(at_default)} (what `epick pick` gives without "
+            f"--threshold)\n\nPer micrograph at threshold {metrics['threshold']}:\n\n{metrics_table(metrics)}")
 
 
 def write_section(readme: Path, name: str, text: str) -> Path:
@@ -78,7 +96,8 @@ def write_section(readme: Path, name: str, text: str) -> Path:
     old = readme.read_text(encoding="utf-8") if readme.is_file() else ""
     if start in old and end in old:
         head, rest = old.split(start, 1)
-        new = head + block + rest.split(end, 1)[1].lstrip("\n")
+        after = rest.split(end, 1)[1].lstrip("\n")
+        new = head + block + ("\n" + after if after else "")
     else:
         new = (old.rstrip("\n") + "\n\n" if old.strip() else "") + block
     with atomic_write(readme) as handle:

@@ -1,0 +1,42 @@
+"""Recipe helpers: README sections, 8-bit JPEG micrographs, the beta-gal train/test split."""
+import numpy as np
+import pytest
+
+from epick.runtime.errors import FileProblem
+from epick.trainer.recipes.betagal import split
+from epick.trainer.recipes.steps import save_jpeg, write_section
+
+
+def test_sections_are_replaced_in_place_and_others_kept(tmp_path):
+    readme = tmp_path / "README.md"
+    write_section(readme, "title", "# T")
+    write_section(readme, "demo", "demo v1")
+    write_section(readme, "betagal", "real v1")
+    write_section(readme, "demo", "demo v2")
+    text = readme.read_text()
+    assert "demo v1" not in text and text.count("demo v2") == 1 and "real v1" in text
+    assert text.index("# T") < text.index("demo v2") < text.index("real v1")  # demo keeps its place
+
+
+def test_jpeg_keeps_pixel_positions_and_grey_order(tmp_path):
+    from epick.runtime.io.micrograph import read_micrograph
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(100, 5, (96, 160)).astype(np.float32)
+    image[40:44, 120:124] = 200  # a bright square at x 120..123, y 40..43
+    path = save_jpeg(image, tmp_path / "m.jpg", quality=92)
+    back = read_micrograph(path).data
+    assert back.shape == image.shape
+    y, x = np.unravel_index(np.argmax(back), back.shape)
+    assert 40 <= y <= 43 and 120 <= x <= 123
+    assert np.corrcoef(back.ravel(), image.ravel())[0, 1] > 0.8
+
+
+def test_betagal_split_links_ten_and_four(tmp_path, betagal_dir):
+    train, test, names = split(betagal_dir, tmp_path / "work")
+    assert len(list(train.glob("*.jpg"))) == 10 and len(list(train.glob("*.star"))) == 10
+    assert sorted(p.stem for p in test.glob("*.jpg")) == sorted(names) and len(names) == 4
+    assert not {p.stem for p in train.glob("*.jpg")} & set(names)
+    assert all(p.is_symlink() for p in test.iterdir())  # linked, never copied
+    with pytest.raises(FileProblem, match="empiar10017_betagal"):
+        split(tmp_path / "empty", tmp_path / "w2")
