@@ -1,4 +1,6 @@
-"""Recipe helpers: README sections, 8-bit JPEG micrographs, the beta-gal train/test split."""
+"""Recipe helpers (README sections, 8-bit JPEG micrographs, the beta-gal split) and the bundled demo assets."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -40,3 +42,35 @@ def test_betagal_split_links_ten_and_four(tmp_path, betagal_dir):
     assert all(p.is_symlink() for p in test.iterdir())  # linked, never copied
     with pytest.raises(FileProblem, match="empiar10017_betagal"):
         split(tmp_path / "empty", tmp_path / "w2")
+
+
+DEMO = Path(__file__).resolve().parents[1] / "runtime" / "demo"
+
+
+def _pick_and_score(model: Path, micrographs: list[Path], truth: list[Path], out: Path, threshold: float) -> dict:
+    from epick.runtime.cli import main
+    from epick.runtime.evaluate import evaluate
+    from epick.runtime.io.coordinates import read_picks
+
+    args = ["pick", *map(str, micrographs), "--model", str(model), "--out", str(out), "--threshold", str(threshold),
+            "--quiet"]
+    assert main(args) == 0
+    picks = [read_picks(out / f"{m.stem}_autopick.star")[0] for m in micrographs]
+    return evaluate(picks, [read_picks(t)[0] for t in truth])  # box size: the diameter in the truth files
+
+
+def test_bundled_demo_model_picks_the_bundled_demo_micrographs(tmp_path):
+    mics = sorted(DEMO.glob("betagal_0*.jpg"))
+    assert len(mics) == 3 and all(m.stat().st_size < 700_000 for m in mics)
+    model = DEMO / "demo_model.onnx"
+    assert model.stat().st_size < 5.5e6
+    scores = _pick_and_score(model, mics, [m.with_suffix(".star") for m in mics], tmp_path, 0.1)
+    assert scores["ap"] > 0.8 and scores["ar"] > 0.85  # README: AP 0.896, AR 0.938
+
+
+def test_bundled_betagal_model_picks_a_held_out_real_micrograph(tmp_path, betagal_dir):
+    mic = betagal_dir / "Falcon_2012_06_12-16_26_22_0.jpg"  # one of the 4 test micrographs of the recipe
+    model = DEMO / "betagal_model.onnx"
+    assert model.stat().st_size < 5.5e6
+    scores = _pick_and_score(model, [mic], [mic.with_suffix(".star")], tmp_path, 0.1)
+    assert scores["ap"] > 0.7 and scores["recall"] > 0.85  # README: AP 0.866, recall 0.973 on this one

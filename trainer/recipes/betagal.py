@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="folder for betagal_model.onnx and README.md (e.g. runtime/demo)")
     parser.add_argument("--data", type=Path, default=None, help="the empiar10017_betagal folder")
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: $TMPDIR/epick_betagal_work, outside the checkout)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="scratch folder (default: $TMPDIR/epick_betagal_work, outside the checkout)")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for training")
     parser.add_argument("--readme-only", action="store_true",

@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m epick.trainer.recipes.demo_assets", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="asset folder (e.g. runtime/demo)")
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: $TMPDIR/epick_demo_work, outside the checkout)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="scratch folder (default: $TMPDIR/epick_demo_work, outside the checkout)")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for training")
     parser.add_argument("--readme-only", action="store_true",
