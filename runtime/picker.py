@@ -10,6 +10,10 @@ Thread safety: a Picker may be shared between threads. ``pick`` and ``pick_many`
 per-call state on the Picker; calls into a backend that is not thread-safe (TensorRT, torch) are
 serialised by a lock, ONNX Runtime sessions run concurrently.
 
+GPU backends (TensorRT, torch-CUDA) with numba.cuda on a real GPU use the device path of
+``epick.runtime.device_path`` (preprocessing, network and peak extraction on the GPU; only peak
+rows come back), which gives the same picks as the host path.
+
 Coordinates: every result is in pixels of the original micrograph, centre-of-pixel convention
 (see ``epick.runtime.picks``). Vesicles carry ``radius`` (original pixels); fibers carry
 ``tube_id`` (1-based), points of one tube in order along it (one polyline per tube).
