@@ -1,68 +1,42 @@
-"""Helpers for the trainer tests (no tests here): small simulated micrographs written as MRC + STAR.
+"""Helpers for the trainer tests (no tests here): small micrographs made by the project's simulator
+(``epick.simulator.simulate_micrograph``), written as MRC + truth STAR like `epick simulate` does.
 
-Until ``epick.simulator.simulate_micrograph`` is available this makes Gaussian-noise images with
-two kinds of particles: "blob" (a dark disk) and "ring" (a bright annulus), both Gaussian-blurred.
+Two kinds of particles, each a simulator particle type drawn at a fixed size in pixels:
+"apo" (apoferritin-like hollow shell, 16 px) and "virus" (icosahedral capsid filled with genome, 26 px).
+Micrographs are 256 x 256 px with the simulator's full realism (CTF, shot noise, ice, junk); the
+per-particle SNR is high (4) so a narrow network learns them in ~50 Adam steps (~20 s on one core);
+at SNR 0.5-1.5 the same 12-epoch run stays below AP 0.4.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
 from epick.runtime.picks import Picks
 
-KINDS = {"blob": 14.0, "ring": 22.0}  # diameter in pixels
+# kind -> (simulator particle type, diameter in pixels)
+TYPES = {"apo": ("apoferritin", 16.0), "virus": ("virus", 26.0)}
+KINDS = {kind: diameter for kind, (_, diameter) in TYPES.items()}
+N_PARTICLES = {"apo": 60, "virus": 40}  # per 256 x 256 micrograph: ~20 % and ~30 % of the area
+SNR = 4.0  # per-object SNR after the CTF (simulator default 0.08): clearly visible, learnt in ~50 Adam steps
 
 
-def place(n: int, shape: tuple[int, int], diameter: float, rng: np.random.Generator) -> np.ndarray:
-    """Up to ``n`` non-overlapping centres (x, y), at least one diameter apart and from the edges."""
-    pts = []
-    for _ in range(n * 50):
-        p = rng.uniform([diameter, diameter], [shape[1] - diameter, shape[0] - diameter])
-        if all(np.hypot(*(p - q)) >= 1.2 * diameter for q in pts):
-            pts.append(p)
-        if len(pts) == n:
-            break
-    return np.array(pts).reshape(-1, 2)
+def simulate(kind: str, n: int, seed: int, shape=(256, 256), snr: float = SNR):
+    """(SimulatedMicrograph, centres [n, 2] (x, y) in px) of one micrograph of ``kind``."""
+    from epick.simulator import particle_diameter_a, simulate_micrograph
+
+    particle, diameter = TYPES[kind]
+    pixel_size = particle_diameter_a(particle) / diameter  # A/px that draws the particle ``diameter`` px wide
+    sim = simulate_micrograph(shape, particle, n_particles=n, pixel_size=pixel_size, seed=seed, snr=snr,
+                              name=f"{kind}_{seed}")
+    return sim, np.stack([sim.truth.x, sim.truth.y], axis=1)
 
 
-def stamp(kind: str, diameter: float) -> tuple[np.ndarray, int]:
-    """The particle image (added to a zero-mean background) and its half-width."""
-    r = int(np.ceil(diameter))
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-    d = np.hypot(xx, yy)
-    if kind == "blob":
-        img = -(d <= diameter / 2).astype(np.float32)
-    else:
-        img = ((d <= diameter / 2) & (d >= diameter / 2 - 3)).astype(np.float32)
-    return gaussian_filter(img, 1.0), r
-
-
-def simulate(kind: str, n: int, seed: int, shape=(256, 256), noise: float = 0.6,
-             extra_kind: str | None = None, extra_n: int = 0):
-    """(image float32, centres [n, 2] of ``kind``); ``extra_kind`` objects are drawn but not returned."""
-    rng = np.random.default_rng(seed)
-    img = np.zeros(shape, dtype=np.float32)
-    kinds = [(kind, n)] + ([(extra_kind, extra_n)] if extra_kind else [])
-    all_pts = place(sum(k[1] for k in kinds), shape, max(KINDS[k[0]] for k in kinds), rng)
-    labelled = all_pts[:n]
-    start = 0
-    for k, count in kinds:
-        st, r = stamp(k, KINDS[k])
-        for x, y in all_pts[start:start + count]:
-            xi, yi = int(round(x)), int(round(y))
-            y0, x0 = max(0, yi - r), max(0, xi - r)
-            y1, x1 = min(shape[0], yi + r + 1), min(shape[1], xi + r + 1)
-            img[y0:y1, x0:x1] += st[y0 - yi + r:y1 - yi + r, x0 - xi + r:x1 - xi + r]
-        start += count
-    img += rng.normal(0, noise, shape).astype(np.float32)
-    return gaussian_filter(img, 0.7), labelled
-
-
-def write_dataset(folder: Path, kind: str, n_mics: int, seed: int, n_particles: int = 25,
+def write_dataset(folder: Path, kind: str, n_mics: int, seed: int, n_particles: int | None = None,
                   keep_fraction: float = 1.0, **kwargs) -> tuple[Path, Path]:
-    """Write ``n_mics`` MRC micrographs and one STAR per micrograph; returns (mic dir, star dir)."""
+    """Write ``n_mics`` MRC micrographs and one STAR per micrograph (a random ``keep_fraction`` of
+    the particles labelled); returns (micrograph dir, star dir)."""
     from epick.runtime.io.coordinates import write_picks
     from epick.runtime.io.micrograph import write_mrc
 
@@ -71,15 +45,10 @@ def write_dataset(folder: Path, kind: str, n_mics: int, seed: int, n_particles: 
     stars.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed + 10_000)
     for i in range(n_mics):
-        img, pts = simulate(kind, n_particles, seed * 1000 + i, **kwargs)
+        sim, pts = simulate(kind, n_particles or N_PARTICLES[kind], seed * 1000 + i, **kwargs)
         keep = rng.random(len(pts)) < keep_fraction
         name = f"{kind}_{seed}_{i:03d}"
-        write_mrc(mics / f"{name}.mrc", img)
-        write_picks([Picks(name, pts[keep, 0], pts[keep, 1], diameter=KINDS[kind], shape=img.shape)],
+        write_mrc(mics / f"{name}.mrc", sim.image, pixel_size=sim.params["pixel_size_a"])
+        write_picks([Picks(name, pts[keep, 0], pts[keep, 1], diameter=KINDS[kind], shape=sim.image.shape)],
                     stars / f"{name}.star", diameter=KINDS[kind])
     return mics, stars
-
-
-def truth_of(kind: str, seed: int, i: int, n_particles: int = 25, **kwargs):
-    """(image, all centres) of micrograph ``i`` of a dataset written with ``write_dataset``."""
-    return simulate(kind, n_particles, seed * 1000 + i, **kwargs)

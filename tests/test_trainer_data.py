@@ -15,17 +15,17 @@ def test_samples_use_the_runtime_preprocess_call(tmp_path, monkeypatch):
     import epick.runtime.preprocess as pre
     from epick.runtime.io.micrograph import read_micrograph
 
-    mics, stars = write_dataset(tmp_path, "blob", 2, seed=1, shape=(200, 300))
+    mics, stars = write_dataset(tmp_path, "apo", 2, seed=1, shape=(200, 300))
     params = PreprocessParams(target_width=150)
     calls = []
     real = pre.preprocess
     monkeypatch.setattr(pre, "preprocess", lambda img, p=None: calls.append(p) or real(img, p))
-    samples = load_dataset(mics, stars, params, dataset="d", diameter=KINDS["blob"], progress=False)
+    samples = load_dataset(mics, stars, params, dataset="d", diameter=KINDS["apo"], progress=False)
     assert calls == [params, params]
     for s in samples:
         u8, transform = real(read_micrograph(mics / f"{s.name}.mrc").data, params)
         assert np.array_equal(s.image, u8) and s.image.shape == (100, 150)
-        assert s.diameter == pytest.approx(KINDS["blob"] / 2)  # 300 -> 150 px: scale 2
+        assert s.diameter == pytest.approx(KINDS["apo"] / 2)  # 300 -> 150 px: scale 2
     # centres are mapped with the preprocessing Transform (half-pixel aware)
     star = Picks("x", [9.5], [19.5])
     pts, _ = data_mod.picks_to_network(star, transform, "particle", 14.0)

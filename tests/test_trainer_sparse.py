@@ -13,10 +13,10 @@ from test_trainer_common import KINDS, write_dataset
 @pytest.mark.slow  # two 30-epoch trainings: about 2 x 50 s on one free core
 def test_sparse_loss_recalls_more_than_plain_loss_with_70_percent_labels_missing(tmp_path):
     torch.set_num_threads(1)
-    mics, stars = write_dataset(tmp_path / "train", "blob", 8, seed=1, keep_fraction=0.3)
-    test = load_dataset(*write_dataset(tmp_path / "test", "blob", 4, seed=3), PreprocessParams(target_width=256),
-                        dataset="blob", diameter=KINDS["blob"], progress=False)
-    spec = DatasetSpec("blob", [mics], [stars], diameter=KINDS["blob"])
+    mics, stars = write_dataset(tmp_path / "train", "apo", 8, seed=1, keep_fraction=0.3)
+    test = load_dataset(*write_dataset(tmp_path / "test", "apo", 4, seed=3), PreprocessParams(target_width=256),
+                        dataset="apo", diameter=KINDS["apo"], progress=False)
+    spec = DatasetSpec("apo", [mics], [stars], diameter=KINDS["apo"])
     recall = {}
     for sparse in (False, True):
         config = TrainConfig(epochs=30, sparse=sparse, crop=128, width=0.25, target_width=256, lr=2e-3,

@@ -17,7 +17,8 @@ from epick.trainer.network import NetworkConfig, build_detector
 from test_trainer_common import KINDS, write_dataset
 
 PARAMS = PreprocessParams(target_width=256)
-FAST = dict(crop=128, width=0.25, target_width=256, lr=2e-3, progress=False, repeats=2)
+# 4 random crops per micrograph per epoch, lr / 10 only after epoch 10: ~12 Adam steps an epoch
+FAST = dict(crop=128, width=0.25, target_width=256, lr=2e-3, progress=False, repeats=4, lr_steps=(10,))
 
 
 @pytest.fixture(autouse=True)
@@ -29,20 +30,20 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def blob_run(tmp_path_factory):
-    """A model trained for ~20 s on 'blob' particles, and held-out 'blob' micrographs."""
+def apo_run(tmp_path_factory):
+    """A model trained for ~20 s on 'apo' particles, and held-out 'apo' micrographs."""
     torch.set_num_threads(1)
-    tmp = tmp_path_factory.mktemp("blob")
-    mics, stars = write_dataset(tmp / "train", "blob", 8, seed=1)
-    test = load_dataset(*write_dataset(tmp / "test", "blob", 4, seed=3), PARAMS, dataset="blob",
-                        diameter=KINDS["blob"], progress=False)
-    path, result = train_model([DatasetSpec("blob", [mics], [stars], diameter=KINDS["blob"])],
-                               TrainConfig(epochs=12, val_fraction=0.25, **FAST), tmp / "blob.epick")
+    tmp = tmp_path_factory.mktemp("apo")
+    mics, stars = write_dataset(tmp / "train", "apo", 8, seed=1)
+    test = load_dataset(*write_dataset(tmp / "test", "apo", 4, seed=3), PARAMS, dataset="apo",
+                        diameter=KINDS["apo"], progress=False)
+    path, result = train_model([DatasetSpec("apo", [mics], [stars], diameter=KINDS["apo"])],
+                               TrainConfig(epochs=12, val_fraction=0.25, **FAST), tmp / "apo.epick")
     return path, result, test, tmp
 
 
-def test_trained_model_reaches_ap_on_held_out_micrographs(blob_run):
-    path, result, test, _ = blob_run
+def test_trained_model_reaches_ap_on_held_out_micrographs(apo_run):
+    path, result, test, _ = apo_run
     model = read_model_file(path)
     metrics = evaluate_samples(model.network, test)
     assert metrics["ap"] > 0.5
@@ -51,33 +52,33 @@ def test_trained_model_reaches_ap_on_held_out_micrographs(blob_run):
     assert result.best_ap == pytest.approx(best)
     meta = model.metadata
     assert meta["object_type"] == "particle" and meta["preprocess"]["target_width"] == 256
-    assert meta["particle_diameter"] == KINDS["blob"]
+    assert meta["particle_diameter"] == KINDS["apo"]
     (entry,) = meta["history"]
-    assert entry["name"] == "blob" and entry["mode"] == "joint" and entry["particles"] > 100
+    assert entry["name"] == "apo" and entry["mode"] == "joint" and entry["particles"] > 100
     assert 1 <= len(model.exemplars) <= 2 and sum(e.count for e in model.exemplars) > 0
 
 
-def test_continual_learning_forgets_less_than_finetuning(blob_run):
-    base, _, test_blob, tmp = blob_run
-    ring = write_dataset(tmp / "ring", "ring", 8, seed=2)
-    test_ring = load_dataset(*write_dataset(tmp / "ring_test", "ring", 3, seed=4), PARAMS, dataset="ring",
-                             diameter=KINDS["ring"], progress=False)
-    spec = DatasetSpec("ring", [ring[0]], [ring[1]], diameter=KINDS["ring"])
+def test_continual_learning_forgets_less_than_finetuning(apo_run):
+    base, _, test_apo, tmp = apo_run
+    virus = write_dataset(tmp / "virus", "virus", 8, seed=2)
+    test_virus = load_dataset(*write_dataset(tmp / "virus_test", "virus", 3, seed=4), PARAMS, dataset="virus",
+                              diameter=KINDS["virus"], progress=False)
+    spec = DatasetSpec("virus", [virus[0]], [virus[1]], diameter=KINDS["virus"])
     ap = {}
     for mode in ("finetune", "continual"):
         path, _ = train_model([spec], TrainConfig(mode=mode, epochs=10, val_fraction=0.0, **FAST),
                               tmp / f"{mode}.epick", init_model=base)
         model = read_model_file(path)
-        ap[mode] = (evaluate_samples(model.network, test_blob)["ap"], evaluate_samples(model.network, test_ring)["ap"])
-        assert [h["name"] for h in model.metadata["history"]] == ["blob", "ring"]
+        ap[mode] = (evaluate_samples(model.network, test_apo)["ap"], evaluate_samples(model.network, test_virus)["ap"])
+        assert [h["name"] for h in model.metadata["history"]] == ["apo", "virus"]
         assert model.metadata["history"][1]["mode"] == mode
-        assert {e.dataset for e in model.exemplars} == {"blob", "ring"}
+        assert {e.dataset for e in model.exemplars} == {"apo", "virus"}
     assert ap["finetune"][1] > 0.5 and ap["continual"][1] > 0.3  # both learned the new particle
     assert ap["continual"][0] > ap["finetune"][0] + 0.3  # ... but fine-tuning forgot the old one
 
 
-def test_training_is_deterministic_for_a_seed(blob_run):
-    _, _, samples, _ = blob_run
+def test_training_is_deterministic_for_a_seed(apo_run):
+    _, _, samples, _ = apo_run
     states = []
     for _ in range(2):
         torch.manual_seed(5)
@@ -88,12 +89,12 @@ def test_training_is_deterministic_for_a_seed(blob_run):
         assert torch.equal(states[0][k], states[1][k]), k
 
 
-def test_cli_trains_and_resumes(tmp_path, blob_run):
+def test_cli_trains_and_resumes(tmp_path, apo_run):
     from epick.runtime.cli import main
 
-    mics, stars = write_dataset(tmp_path / "d", "blob", 3, seed=7)
+    mics, stars = write_dataset(tmp_path / "d", "apo", 3, seed=7)
     out = tmp_path / "cli.epick"
-    args = ["train", "--data", str(mics), str(stars), "blobs", "--diameter", "14", "-o", str(out), "--epochs", "1",
+    args = ["train", "--data", str(mics), str(stars), "apos", "--diameter", "16", "-o", str(out), "--epochs", "1",
             "--crop", "128", "--width", "0.25", "--target-width", "256", "--val-fraction", "0", "--quiet"]
     assert main(args) == 0
     ckpt = out.with_name(out.name + ".ckpt")
@@ -109,8 +110,8 @@ def test_cli_trains_and_resumes(tmp_path, blob_run):
 def test_mismatched_labels_are_a_clear_error(tmp_path, capsys):
     from epick.runtime.cli import main
 
-    mics, stars = write_dataset(tmp_path / "d", "blob", 2, seed=8)
-    (stars / "blob_8_000.star").rename(stars / "other_name.star")
-    code = main(["train", "--data", str(mics), str(stars), "--diameter", "14", "-o", str(tmp_path / "x.epick")])
+    mics, stars = write_dataset(tmp_path / "d", "apo", 2, seed=8)
+    (stars / "apo_8_000.star").rename(stars / "other_name.star")
+    code = main(["train", "--data", str(mics), str(stars), "--diameter", "16", "-o", str(tmp_path / "x.epick")])
     err = capsys.readouterr().err
     assert code == 2 and "other_name" in err and "not among the micrographs" in err
