@@ -76,6 +76,7 @@ def test_exemplars_pick_the_representative_micrograph_and_about_200_objects():
     assert not any(s.exemplar for s in samples)  # the training samples are left alone
     small = select_exemplars([_sample("big", 600, rng)], target=200)[0]
     assert 200 <= small.count < 600 and small.image.shape[0] % 32 == 0
+    assert small.diameter == 8.0 and small.dataset == "d"  # a cropped exemplar keeps its particle size
 
 
 def test_validation_split_and_batches():

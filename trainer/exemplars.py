@@ -58,9 +58,9 @@ def crop_to_count(sample: Sample, target: int, multiple: int = WINDOW_MULTIPLE) 
         if inside.sum() >= target or (sh == H and sw == W):
             break
         side += multiple
-    return Sample(name=sample.name, dataset=sample.dataset, image=sample.image[y0:y0 + sh, x0:x0 + sw].copy(),
-                  points=p[inside], sizes=None if sample.sizes is None else sample.sizes[inside],
-                  labelled=True, exemplar=True, extra={"window": [x0, y0, sw, sh]})
+    return replace(sample, image=sample.image[y0:y0 + sh, x0:x0 + sw].copy(), points=p[inside],
+                   sizes=None if sample.sizes is None else sample.sizes[inside],
+                   labelled=True, exemplar=True, extra={"window": [x0, y0, sw, sh]})
 
 
 def select_exemplars(samples: list[Sample], target: int = TARGET_OBJECTS,
