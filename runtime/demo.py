@@ -15,10 +15,16 @@ from pathlib import Path
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 
 
+DEMO_MODEL_NAME = "demo_model.onnx"
+
+
 def bundled_model(folder: Path = DEMO_DIR) -> Path | None:
-    """The bundled exported model, or None when the package carries none."""
-    found = sorted(folder.glob("*.onnx")) if folder.is_dir() else []
-    return found[0] if found else None
+    """The bundled model trained for the bundled (simulated) demo micrographs, or None.
+
+    ``betagal_model.onnx`` beside it was trained on real EMPIAR-10017 micrographs and is not the
+    demo's model (it scores AP ~0.05 on the simulated demo micrographs)."""
+    path = folder / DEMO_MODEL_NAME
+    return path if path.is_file() else None
 
 
 def bundled_micrographs(folder: Path = DEMO_DIR) -> list[Path]:
