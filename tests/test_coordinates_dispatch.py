@@ -72,3 +72,14 @@ def test_group_indices_keeps_first_seen_order_and_row_order():
     assert [g for g, _ in groups] == ["b", "a", "c"]
     assert [idx.tolist() for _, idx in groups] == [[0, 2, 5], [1, 4], [3]]
     assert group_indices(np.array([], dtype=str)) == []
+
+
+def test_a_folder_with_several_formats_per_micrograph_reads_each_micrograph_once(tmp_path):
+    # what `epick pick --format star,box,cs,csv` writes: eval/convert/train of that folder read STAR only
+    picks = Picks("mic_a.jpg", [10.0, 30.0], [20.0, 40.0], score=[0.9, 0.5], shape=(64, 64), diameter=8.0)
+    for fmt in ("box", "csv", "cs", "star"):
+        write_picks(picks, tmp_path / f"mic_a{'_autopick' if fmt == 'star' else ''}.{fmt}", fmt)
+    write_picks(Picks("mic_b", [5.0], [6.0], diameter=8.0), tmp_path / "mic_b.box", "box")
+    assert [p.name for p in find_coordinate_files([tmp_path])] == ["mic_a_autopick.star", "mic_b.box"]
+    # files named one by one are all read
+    assert len(find_coordinate_files(sorted(tmp_path.iterdir()))) == 5

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import CoordinateError
-from ..picks import Picks
+from ..picks import Picks, micrograph_key
 from .star import write_autopick_index  # re-exported: used by `epick pick`
 
 __all__ = ["FORMATS", "READ_FORMATS", "WRITE_FORMATS", "SUFFIXES", "MULTI_MICROGRAPH_FORMATS", "INDEX_NAMES",
@@ -146,9 +146,27 @@ def write_picks(picks: Picks | Sequence[Picks], path: str | Path, fmt: str | Non
     return write_csv(one, path)
 
 
+# a folder written by `epick pick --format star,box,cs,csv` holds each micrograph in several formats:
+# inside a folder only the first of these per micrograph is read (star keeps scores and diameter)
+_FOLDER_PREFERENCE = (".star", ".cs", ".csv", ".tsv", ".txt", ".coord", ".box", ".thi")
+
+
+def _one_format_per_micrograph(found: list[Path]) -> list[Path]:
+    """Of files in one folder, one per micrograph key: the format earliest in _FOLDER_PREFERENCE."""
+    best: dict[str, Path] = {}
+    for path in found:
+        key = micrograph_key(path.name)
+        rank = _FOLDER_PREFERENCE.index(path.suffix.lower())
+        if key not in best or rank < _FOLDER_PREFERENCE.index(best[key].suffix.lower()):
+            best[key] = path
+    kept = set(best.values())
+    return [p for p in found if p in kept]
+
+
 def find_coordinate_files(paths: Sequence[str | Path]) -> list[Path]:
     """Files given, plus the coordinate files (by suffix) inside folders given, sorted per folder;
-    index files (INDEX_NAMES) inside folders are skipped."""
+    index files (INDEX_NAMES) inside folders are skipped, and a micrograph with files in several
+    formats in one folder is read once (STAR first, then .cs, CSV/Topaz, .box, .thi)."""
     out: list[Path] = []
     for item in map(Path, paths):
         if item.is_dir():
@@ -158,7 +176,7 @@ def find_coordinate_files(paths: Sequence[str | Path]) -> list[Path]:
             if not found:
                 raise CoordinateError(item, "holds no coordinate files",
                                       f"expected files ending in {sorted(_SUFFIX_TO_FORMAT)}")
-            out.extend(found)
+            out.extend(_one_format_per_micrograph(found))
         elif item.is_file():
             out.append(item)
         else:
