@@ -14,25 +14,14 @@ cases marked slow.
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 
 import numpy as np
 import pytest
 
 
-def _select_simulator_unless_gpu() -> None:
-    if "numba.cuda" in sys.modules or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        return
-    if os.path.exists("/dev/nvidia0") or shutil.which("nvidia-smi"):
-        return
-    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
-    from numba.core import config
+from _cudasim import select_simulator_unless_gpu  # noqa: E402
 
-    config.reload_config()
-
-
-_select_simulator_unless_gpu()
+select_simulator_unless_gpu()
 from numba import cuda  # noqa: E402
 
 if not cuda.is_available():

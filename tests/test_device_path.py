@@ -8,9 +8,6 @@ the sizes named in the task (1000x777, 64x2000) are in the slow test.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +16,9 @@ import pytest
 from _models import make_onnx
 
 
-def _select_simulator_unless_gpu() -> None:
-    if "numba.cuda" in sys.modules or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        return
-    if os.path.exists("/dev/nvidia0") or shutil.which("nvidia-smi"):
-        return
-    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
-    from numba.core import config
+from _cudasim import select_simulator_unless_gpu  # noqa: E402
 
-    config.reload_config()
-
-
-_select_simulator_unless_gpu()
+select_simulator_unless_gpu()
 from numba import cuda  # noqa: E402
 
 if not cuda.is_available():
