@@ -39,7 +39,6 @@ def test_truth_lines_up_with_signal(kind):
     rng = np.random.default_rng(0)
     rx, ry = rng.integers(half, 512 - half, (2, 400))
     rand = _crops(img, rx, ry, half)
-    avg_rand = rand.mean(0)
     # structure inside the particle's disk of the average: RMS about its mean (CTF makes it light
     # and dark rings, so RMS rather than a sign)
     h = avg_truth.shape[0] // 2

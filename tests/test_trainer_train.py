@@ -2,9 +2,7 @@
 
 Files go through the real path: MRC + STAR on disk -> readers -> preprocess -> training -> .epick.
 """
-import json
 
-import numpy as np
 import pytest
 import torch
 
