@@ -16,11 +16,21 @@ from .picks import Picks
 _TUBE_COLOURS = [(255, 64, 64), (64, 200, 255), (255, 200, 0), (120, 255, 120), (255, 120, 255), (255, 255, 255)]
 
 
-def draw_picks(image_u8: np.ndarray, picks: Picks, transform, *, diameter: float | None = None):
-    """An RGB ``PIL.Image`` of ``image_u8`` (network image) with ``picks`` (original pixels) drawn."""
+PICK_COLOUR = (0, 255, 0)
+
+
+def draw_picks(image_u8: np.ndarray | None, picks: Picks, transform, *, diameter: float | None = None,
+               colour: tuple[int, int, int] = PICK_COLOUR, base=None):
+    """An RGB ``PIL.Image`` of ``image_u8`` (network image) with ``picks`` (original pixels) drawn.
+
+    ``colour`` (RGB) is used for particle and vesicle circles; ``base``: an RGB ``PIL.Image`` made
+    by an earlier call to draw on in place (then ``image_u8`` is ignored), to draw several sets of
+    picks in different colours.
+    """
     from PIL import Image, ImageDraw
 
-    img = Image.fromarray(np.ascontiguousarray(image_u8, dtype=np.uint8), mode="L").convert("RGB")
+    img = base if base is not None else (
+        Image.fromarray(np.ascontiguousarray(image_u8, dtype=np.uint8), mode="L").convert("RGB"))
     draw = ImageDraw.Draw(img)
     xs, ys = transform.to_network(picks.x, picks.y)
     scale = 1.0 / max(transform.scale_x, 1e-9)                 # network pixels per original pixel
@@ -41,7 +51,7 @@ def draw_picks(image_u8: np.ndarray, picks: Picks, transform, *, diameter: float
     else:
         radii = np.full(len(picks), (diameter * scale / 2.0) if diameter else 6.0)
     for px, py, r in zip(xs.tolist(), ys.tolist(), radii.tolist()):
-        draw.ellipse([px - r, py - r, px + r, py + r], outline=(0, 255, 0), width=width)
+        draw.ellipse([px - r, py - r, px + r, py + r], outline=tuple(colour), width=width)
     return img
 
 
