@@ -48,8 +48,10 @@ def test_pick_writes_every_format_index_failures_and_summary(model, mics, tmp_pa
     assert summary["picked"] == 3 and summary["failed"] == 1
     assert summary["picks_total"] == sum(summary["picks_per_micrograph"].values())
     assert len(list((out / "preview").glob("*.png"))) == 2
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert "micrographs picked       3" in text and "micrographs/s" in text
+    assert "epick pick: corrupt.mrc: " in captured.err   # the reason is on screen, not only in failures.txt
 
 
 def test_picks_written_equal_picker_picks(model, mics, tmp_path):

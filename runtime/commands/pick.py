@@ -244,7 +244,8 @@ def _pick_files(args, picker, outputs: PickOutputs, stop: threading.Event) -> No
             todo.append(path)
     with _progress(len(todo), args.quiet) as bar:
         for result in picker.pick_many(todo, stop=stop, keep_images=args.preview):
-            outputs.write(result)
+            if not outputs.write(result):   # say why on screen, not only in failures.txt
+                bar.write(f"epick pick: {result.name}: {outputs.failures.get(result.name)}", file=sys.stderr)
             bar.update(1)
             bar.set_postfix(picks=sum(outputs.counts.values()), failed=len(outputs.failures), refresh=False)
 
