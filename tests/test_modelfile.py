@@ -83,3 +83,12 @@ def test_other_format_version_is_refused(tmp_path):
             read_model_file(path)
     finally:
         mf.FORMAT_VERSION = old
+
+
+def test_an_exported_onnx_file_given_as_model_file_says_so(tmp_path):
+    # a user who only has the bundled betagal_model.onnx tries `epick train --mode finetune --model X.onnx`
+    from pathlib import Path
+
+    onnx_file = Path(__file__).resolve().parents[1] / "runtime" / "demo" / "betagal_model.onnx"
+    with pytest.raises(ModelFileError, match=r"betagal_model\.onnx: is an ONNX file exported for picking.*\.epick"):
+        read_model_file(onnx_file)

@@ -118,6 +118,10 @@ def read_model_file(path: str | Path, *, verify: bool = True) -> ModelFile:
     path = Path(path)
     if not path.is_file():
         raise _fail(path, "no such model file", "check the path (model files end in .epick)")
+    artifact = {".onnx": "an ONNX file", ".engine": "a TensorRT engine", ".pt2": "a torch-GPU package"}
+    if path.suffix.lower() in artifact:   # exported for picking only: no exemplars, no trainable weights
+        raise _fail(path, f"is {artifact[path.suffix.lower()]} exported for picking, not an epick model file",
+                    "give the .epick file it was exported from, or train one with `epick train --mode joint`")
     try:
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
