@@ -316,3 +316,75 @@ def forgetting(before: Mapping[str, Mapping], after: Mapping[str, Mapping]) -> d
         "n_datasets": len(per_dataset),
         "per_dataset": per_dataset,
     }
+
+
+# ---------------------------------------------------------------- vesicles and fibers
+def radius_errors(picks: Picks, truth: Picks, *, radius: float) -> np.ndarray:
+    """Relative radius errors ``|r_pick - r_true| / r_true`` of the matched vesicles (one micrograph).
+
+    Picks are matched to truth by centre distance <= ``radius`` (original pixels, see ``match``);
+    both must carry ``radius`` (original pixels). Returns float64 [n_matched] (empty when none).
+    """
+    if picks.radius is None or truth.radius is None:
+        raise ValueError("radius_errors needs vesicle radii on both the picks and the truth")
+    m = match(picks, truth, radius=radius)
+    hit = np.flatnonzero(m.pick_to_truth >= 0)
+    r_true = truth.radius[m.pick_to_truth[hit]]
+    return np.abs(picks.radius[hit] - r_true) / r_true
+
+
+def polylines(picks: Picks) -> list[np.ndarray]:
+    """Fiber polylines of ``picks`` as float64 [n, 2] (x, y) arrays, one per ``tube_id`` in stored order."""
+    ids = picks.tube_id if picks.tube_id is not None else np.ones(len(picks), dtype=np.int64)
+    return [np.column_stack([picks.x[ids == t], picks.y[ids == t]]) for t in np.unique(ids)]
+
+
+def distance_to_polylines(x: np.ndarray, y: np.ndarray, lines: list[np.ndarray]) -> np.ndarray:
+    """Euclidean distance (pixels) of each point (x, y) to the nearest segment or vertex of ``lines``.
+
+    ``lines``: float64 [n, 2] polylines; a single-vertex line counts as a point. inf when no lines.
+    """
+    px = np.asarray(x, dtype=np.float64).reshape(-1, 1)
+    py = np.asarray(y, dtype=np.float64).reshape(-1, 1)
+    best = np.full(px.shape[0], np.inf)
+    for line in lines:
+        a = line if len(line) > 1 else np.repeat(line, 2, axis=0)
+        ax, ay = a[:-1, 0][None], a[:-1, 1][None]
+        dx, dy = (a[1:, 0] - a[:-1, 0])[None], (a[1:, 1] - a[:-1, 1])[None]
+        length2 = dx * dx + dy * dy
+        t = np.clip(((px - ax) * dx + (py - ay) * dy) / np.where(length2 > 0, length2, 1.0), 0.0, 1.0)
+        d = np.hypot(ax + t * dx - px, ay + t * dy - py)
+        best = np.minimum(best, d.min(axis=1))
+    return best
+
+
+def resample_polyline(line: np.ndarray, step: float) -> np.ndarray:
+    """Points every ``step`` pixels along the polyline [n, 2] (both ends included)."""
+    seg = np.hypot(*np.diff(line, axis=0).T) if len(line) > 1 else np.zeros(0)
+    along = np.r_[0.0, np.cumsum(seg)]
+    n = max(2, int(np.ceil(along[-1] / step)) + 1)
+    t = np.linspace(0.0, along[-1], n)
+    return np.column_stack([np.interp(t, along, line[:, 0]), np.interp(t, along, line[:, 1])])
+
+
+def fiber_metrics(picks: Picks, truth: Picks, *, tolerance: float, step: float = 1.0) -> dict:
+    """How well traced fibers follow the true polylines on one micrograph (all lengths original pixels).
+
+    - ``n_tubes`` / ``n_true_tubes``: polylines picked / true (by ``tube_id``).
+    - ``mean_distance``: mean distance of picked points to the nearest true polyline (None if no picks).
+    - ``precision``: fraction of picked points within ``tolerance`` of a true polyline.
+    - ``coverage``: fraction of the true polyline length (sampled every ``step``) within
+      ``tolerance`` of a picked polyline.
+    """
+    true_lines = polylines(truth)
+    picked_lines = polylines(picks) if len(picks) else []
+    dist = distance_to_polylines(picks.x, picks.y, true_lines) if len(picks) else np.zeros(0)
+    samples = np.concatenate([resample_polyline(line, step) for line in true_lines]) if true_lines else np.zeros((0, 2))
+    covered = distance_to_polylines(samples[:, 0], samples[:, 1], picked_lines) <= tolerance
+    return {
+        "n_tubes": len(picked_lines),
+        "n_true_tubes": len(true_lines),
+        "mean_distance": float(dist.mean()) if dist.size else None,
+        "precision": float(np.mean(dist <= tolerance)) if dist.size else None,
+        "coverage": float(covered.mean()) if covered.size else None,
+    }
