@@ -107,3 +107,19 @@ def test_real_betagal_jpeg(model, betagal_dir, tmp_path):
     picks = read_picks(out / f"{mic.stem}_autopick.star")[0]
     assert len(picks) > 0
     assert picks.x.min() >= 0 and picks.x.max() <= 4095 and picks.y.max() <= 4095
+
+
+def test_an_interrupted_run_exits_130_and_says_how_to_continue(model, mics, tmp_path, capsys):
+    # Ctrl-C sets the stop event: the run ends early, so `epick pick ... && next-step` must not go on
+    import argparse
+    import threading
+
+    from epick.runtime.commands import pick as pick_cmd
+
+    parser = argparse.ArgumentParser()
+    pick_cmd.add_arguments(parser)
+    args = parser.parse_args([str(mics), "--model", str(model), "--out", str(tmp_path / "o"), "--quiet"])
+    stop = threading.Event()
+    stop.set()
+    assert pick_cmd.run(args, stop=stop) == pick_cmd.EXIT_INTERRUPTED == 130
+    assert "--skip-existing" in capsys.readouterr().err

@@ -195,6 +195,9 @@ def main_args(argv: list[str]) -> int:
     return main(["pick", *argv])
 
 
+EXIT_INTERRUPTED = 130   # the shell's code for a run ended by SIGINT
+
+
 def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     """Run `epick pick` (``stop`` lets a caller end a ``--watch`` run, as a signal would)."""
     from ..picker import Picker
@@ -221,6 +224,10 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
             _pick_files(args, picker, outputs, stop)
     outputs.flush()
     print(outputs.summary(time.perf_counter() - start, picker.backend_name))
+    if stop.is_set() and args.watch is None:   # interrupted: scripts must not go on as if all were picked
+        print("epick pick: interrupted before every micrograph was picked; run the same command with "
+              "--skip-existing to pick the rest", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if outputs.failed_now and not outputs.counts and not outputs.skipped:
         return 1
     return 0
