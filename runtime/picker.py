@@ -150,6 +150,8 @@ class Picker:
                                  "re-export the model with this epick version") from exc
         self.object_type = meta.object_type
         self.threshold = float(threshold if threshold is not None else meta.threshold or DEFAULT_THRESHOLD)
+        if not 0.0 <= self.threshold <= 1.0:   # else every micrograph would fail on its own
+            raise EpickError(f"score threshold {self.threshold:g} is outside [0, 1]; give --threshold between 0 and 1")
         self.top_k = int(top_k)
         self.edge_margin = float(edge_margin)
         self.min_distance = min_distance

@@ -97,6 +97,9 @@ def test_errors_exit_2_with_a_fix(model, mics, tmp_path, capsys):
     nodiam = make_onnx(tmp_path / "nd.onnx", target_width=256, diameter=None)
     assert main(["pick", str(mics), "--model", str(nodiam), "--out", str(tmp_path / "o"), "--format", "box"]) == 2
     assert "--diameter" in capsys.readouterr().err
+    # a threshold outside [0, 1] is one error up front, not one failure per micrograph
+    assert main(["pick", str(mics), "--model", str(model), "--out", str(tmp_path / "t"), "--threshold", "2"]) == 2
+    assert "give --threshold between 0 and 1" in capsys.readouterr().err and not (tmp_path / "t").exists()
 
 
 def test_real_betagal_jpeg(model, betagal_dir, tmp_path):
