@@ -87,5 +87,7 @@ def test_two_inputs_for_one_micrograph_are_refused(tmp_path, capsys):
     src = tmp_path / "in"
     write_picks(Picks("a", [1.0], [2.0]), src / "a.star")
     write_picks(Picks("a", [1.0], [2.0]), src / "a_autopick.csv")
-    assert main(["convert", str(src), "--to", "star", "--out", str(tmp_path / "out")]) == 2
+    # named one by one (a folder reads one format per micrograph: find_coordinate_files)
+    assert main(["convert", str(src / "a.star"), str(src / "a_autopick.csv"), "--to", "star",
+                 "--out", str(tmp_path / "out")]) == 2
     assert "same output name" in capsys.readouterr().err
