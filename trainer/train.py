@@ -216,6 +216,20 @@ def _history_entry(name: str, mode: str, samples: Sequence[Sample], result: FitR
             "sparse": config.sparse}
 
 
+def init_size_bias(network: Detector, samples: Sequence[Sample]) -> None:
+    """Start a new size head at the median training diameter (network pixels, x then y).
+
+    The head regresses diameters of tens to hundreds of network pixels; from a zero bias L_size
+    starts at the full diameter and a short run never gets there (radii came out ~30% off).
+    """
+    sizes = [s.sizes for s in samples if s.sizes is not None and len(s.sizes)]
+    if network.size is None or not sizes:
+        return
+    median = np.median(np.concatenate(sizes), axis=0)
+    with torch.no_grad():
+        network.size[-1].bias.copy_(torch.as_tensor(median, dtype=network.size[-1].bias.dtype))
+
+
 def train_samples(samples: Sequence[Sample], config: TrainConfig, output: str | Path, *,
                   init: ModelFile | None = None, preprocess: dict | None = None,
                   particle_diameter: float | None = None, checkpoint: str | Path | None = None,
@@ -235,6 +249,7 @@ def train_samples(samples: Sequence[Sample], config: TrainConfig, output: str | 
     if init is None:
         network = build_detector(NetworkConfig(width=config.width, with_size=config.object_type == "vesicle",
                                                name="dla34" if config.width == 1.0 else f"dla34-w{config.width:g}"))
+        init_size_bias(network, train)
     else:
         network = copy.deepcopy(init.network)
     teacher = copy.deepcopy(init.network) if config.mode == "continual" else None
