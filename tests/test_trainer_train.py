@@ -115,3 +115,12 @@ def test_mismatched_labels_are_a_clear_error(tmp_path, capsys):
     code = main(["train", "--data", str(mics), str(stars), "--diameter", "16", "-o", str(tmp_path / "x.epick")])
     err = capsys.readouterr().err
     assert code == 2 and "other_name" in err and "not among the micrographs" in err
+
+
+def test_resume_without_a_checkpoint_says_it_starts_from_scratch(old_run, tmp_path, capsys):
+    _, _, samples, _ = old_run
+    net = build_detector(NetworkConfig.narrow())
+    fit(net, samples[:1], [], TrainConfig(epochs=1, seed=5, batch_size=2, **{**FAST, "repeats": 1}),
+        checkpoint=tmp_path / "none.ckpt", resume=True)
+    err = capsys.readouterr().err
+    assert "no checkpoint" in err and "none.ckpt" in err

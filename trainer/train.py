@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import math
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -153,6 +154,8 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
         network.load_state_dict(ck.net)
         optimizer.load_state_dict(ck.optimizer)
         best_state, best_ap, best_epoch, log, start = ck.best, ck.best_ap, ck.best_epoch, ck.log, ck.epoch + 1
+    elif resume:
+        print(f"epick train: --resume: no checkpoint at {checkpoint}; starting from epoch 0", file=sys.stderr)
     new, ex = list(train), list(exemplars)
     fallback_diam = float(np.median([s.diameter for s in new + ex if s.diameter] or [20.0]))
     crop = (config.crop, config.crop)
