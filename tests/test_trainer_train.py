@@ -124,3 +124,13 @@ def test_resume_without_a_checkpoint_says_it_starts_from_scratch(old_run, tmp_pa
         checkpoint=tmp_path / "none.ckpt", resume=True)
     err = capsys.readouterr().err
     assert "no checkpoint" in err and "none.ckpt" in err
+
+
+def test_device_auto_falls_back_to_cpu_and_cuda_without_gpu_is_a_clear_error():
+    from epick.runtime.errors import EpickError
+    from epick.trainer.train import _device
+
+    assert _device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(EpickError, match="--device cpu"):
+            _device("cuda")

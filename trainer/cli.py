@@ -16,14 +16,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `epick train`."""
     parser.add_argument("--mode", choices=("joint", "finetune", "continual"), default="joint",
                         help="joint: from scratch on all --data; finetune: from --model on new data; "
-                             "continual: from --model with its exemplars, distillation and regularisation")
+                             "continual: from --model with its exemplars, distillation and regularisation (default: %(default)s)")
     parser.add_argument("--data", nargs="+", action="append", required=True,
                         metavar="MICROGRAPHS COORDINATES [NAME]",
                         help="one dataset: micrograph folder/glob/file, coordinate folder/file (STAR, BOX, CSV, "
                              "CS, THI) and an optional name; repeat --data for several datasets")
     parser.add_argument("--model", type=Path, help="model file to start from (finetune, continual)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="model file to write (.epick)")
-    parser.add_argument("--object", dest="object_type", choices=("particle", "vesicle", "fiber"), default="particle")
+    parser.add_argument("--object", dest="object_type", choices=("particle", "vesicle", "fiber"), default="particle",
+                        help="what to pick: particles (centres), vesicles (centre + radius, size head) or fibers "
+                             "(points along each polyline, linked by line tracing when picking) (default: %(default)s)")
     parser.add_argument("--diameter", type=float, action="append",
                         help="object diameter in ORIGINAL micrograph pixels (one for all --data, or one per --data); "
                              "needed unless the coordinate files carry it")
@@ -31,18 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sparse annotation: pseudo-labels above 0.7, ignore unlabelled predictions in [0.5, 0.7]")
     parser.add_argument("--unlabelled-negatives", action="store_true",
                         help="train on micrographs without a coordinate file as negatives instead of stopping")
-    parser.add_argument("--epochs", type=int, default=120)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--epochs", type=int, default=120, help="passes over the training micrographs (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=4, help="crops per optimisation step (default: %(default)s)")
+    parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: %(default)s)")
     parser.add_argument("--lr-steps", type=int, nargs="*", help="epochs where lr drops 10x (default 70/120, 90/120 of --epochs)")
-    parser.add_argument("--crop", type=int, default=512, help="training crop, network pixels (multiple of 32)")
-    parser.add_argument("--repeats", type=int, default=1, help="random crops of each micrograph per epoch")
-    parser.add_argument("--val-fraction", type=float, default=0.2, help="held-out micrographs for validation AP")
-    parser.add_argument("--width", type=float, default=1.0, help="channel multiplier of a new network (0.25: narrow)")
-    parser.add_argument("--target-width", type=int, default=1024, help="preprocessing width of a new model (px)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    parser.add_argument("--crop", type=int, default=512, help="training crop, network pixels (multiple of 32) (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=1, help="random crops of each micrograph per epoch (default: %(default)s)")
+    parser.add_argument("--val-fraction", type=float, default=0.2, help="held-out micrographs for validation AP (default: %(default)s)")
+    parser.add_argument("--width", type=float, default=1.0, help="channel multiplier of a new network (0.25: narrow) (default: %(default)s)")
+    parser.add_argument("--target-width", type=int, default=1024, help="preprocessing width of a new model (px) (default: %(default)s)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when torch sees a GPU, else CPU), cpu or cuda[:N] (default: %(default)s)")
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model on a CPU) (default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT.ckpt after an interruption")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 

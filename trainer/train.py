@@ -102,6 +102,9 @@ class FitResult:
 
 
 def _device(name: str) -> torch.device:
+    """torch device for --device: 'auto' (CUDA when torch sees a GPU, else CPU), 'cpu' or 'cuda[:N]'."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise EpickError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
     return torch.device(name)
