@@ -111,3 +111,27 @@ def test_fibers_end_to_end_points_follow_the_true_polylines(tmp_path):
         assert m["coverage"] > 0.6
         assert 2 <= m["n_tubes"] <= 6
     assert np.mean([m["coverage"] for m in rows]) > 0.75
+
+
+# ---------------------------------------------------------------- bug: STAR diameter not kept in the model
+def test_model_keeps_the_diameter_of_star_files_so_fiber_box_output_works(tmp_path):
+    """Trained without --diameter on STAR files that carry `# diameter_px`, the model file had no
+    particle diameter, so `epick pick --format box` failed on every micrograph ("box writing needs the
+    particle size"). Now the model keeps it (original pixels) and fibers get start/end boxes of that size."""
+    import json
+
+    from epick.trainer.modelfile import read_model_file
+
+    bo.epick("simulate", "micrographs", tmp_path / "mics", "--object", "fiber", "--n", 2, "--seed", 3,
+             "--n-particles", 2, *bo.MICROGRAPH)
+    width = json.loads((tmp_path / "mics" / "manifest.json").read_text())["diameter_px"]
+    model = tmp_path / "f.epick"
+    bo.epick("train", "--object", "fiber", "--data", tmp_path / "mics", tmp_path / "mics", "-o", model,
+             "--epochs", 1, "--val-fraction", 0, *bo.NARROW)
+    assert read_model_file(model).metadata["particle_diameter"] == pytest.approx(width, rel=1e-6)
+    bo.epick("pick", tmp_path / "mics", "--model", model, "--out", tmp_path / "out", "--object", "fiber",
+             "--format", "star,box", "--threshold", 0.01, "--quiet")
+    boxes = sorted((tmp_path / "out").glob("*.box"))
+    assert len(boxes) == 2 and not (tmp_path / "out" / "failures.txt").exists()
+    sides = np.concatenate([np.loadtxt(b, ndmin=2)[:, 2:4].ravel() for b in boxes if b.stat().st_size])
+    assert sides.size and np.allclose(sides, round(width), atol=1)

@@ -304,6 +304,9 @@ def train_model(specs: Sequence[DatasetSpec], config: TrainConfig, output: str |
         raise EpickError(f"no particle diameter for {missing[0]} (the coordinate file carries none); "
                          "give it in original pixels with --diameter")
     diameters = [spec.diameter for spec in specs if spec.diameter]
+    if not diameters:  # the coordinate files carry it (STAR "# diameter_px"): keep it in original pixels
+        last = [s.diameter * s.extra["scale"] for s in samples if s.diameter and s.dataset == specs[-1].name]
+        diameters = [float(np.median(last))] if last else []
     output = Path(output)
     return train_samples(samples, config, output, init=init, preprocess=params.to_dict(),
                          particle_diameter=diameters[-1] if diameters else None,
