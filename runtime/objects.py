@@ -20,6 +20,7 @@ REFERENCE_WIDTH = 1024.0  # network width at which the paper's lengths (edge mar
 DEFAULT_FIBER_RADIUS = 100.0  # line tracing radius r, network pixels at the 1024 scale
 DEFAULT_FIBER_ANGLE_DEG = 30.0  # bending threshold `ang` (largest accepted turn per segment)
 DEFAULT_SMOOTH_RAD = 0.1  # smoothing: drop vertices whose two segments differ by less than this
+DEFAULT_BRIDGE_FACTOR = 2.0  # gap bridging: join tube ends up to this many tracing radii apart (0: off)
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -261,7 +262,7 @@ def smooth_polyline(pts: np.ndarray, smooth_rad: float = DEFAULT_SMOOTH_RAD) -> 
 
 def trace_fibers(x, y, score=None, *, radius: float = DEFAULT_FIBER_RADIUS,
                  max_angle_deg: float = DEFAULT_FIBER_ANGLE_DEG, smooth_rad: float = DEFAULT_SMOOTH_RAD,
-                 min_points: int = 2) -> list[np.ndarray]:
+                 min_points: int = 2, bridge_factor: float = DEFAULT_BRIDGE_FACTOR) -> list[np.ndarray]:
     """Link points into fibers with the paper's line tracing algorithm; returns ordered polylines
     as integer index arrays into (x, y), one per fiber, in the order their start points were taken.
 
@@ -273,8 +274,12 @@ def trace_fibers(x, y, score=None, *, radius: float = DEFAULT_FIBER_RADIUS,
       failing the angle test are skipped and the next nearest is tried.
     - When no candidate qualifies, trace the other direction from the start point (its previous
       segment is the first segment reversed); then a new fiber starts.
-    - Each fiber is smoothed with ``smooth_polyline(smooth_rad)``; fibers with fewer than
-      ``min_points`` traced points are dropped.
+    - Fibers with fewer than ``min_points`` traced points are dropped.
+    - Gap bridging (not in the paper): fibers whose ends lie within ``bridge_factor * radius`` and
+      join smoothly (every turn <= ``max_angle_deg``) are merged, see ``bridge_fibers``; the 3x3 peak
+      step leaves sparse maxima along a ridge, sometimes further apart than ``radius``, and
+      crossings cut fibers. ``bridge_factor=0`` turns it off.
+    - Each fiber is then smoothed with ``smooth_polyline(smooth_rad)``.
     """
     px = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
     py = np.ascontiguousarray(y, dtype=np.float64).reshape(-1)
@@ -285,22 +290,105 @@ def trace_fibers(x, y, score=None, *, radius: float = DEFAULT_FIBER_RADIUS,
     order = np.lexsort((np.arange(n), -s))
     lines, bounds = _kernels()["trace"](px, py, order, float(radius), float(np.deg2rad(max_angle_deg)))
     pts = np.column_stack([px, py])
-    fibers: list[np.ndarray] = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        line = lines[a:b]
-        if len(line) >= max(int(min_points), 1):
-            fibers.append(line[smooth_polyline(pts[line], smooth_rad)])
-    return fibers
+    traced = [lines[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b - a >= max(int(min_points), 1)]
+    if bridge_factor and bridge_factor > 0:
+        traced = bridge_fibers(traced, pts, max_gap=float(bridge_factor) * float(radius), reach=float(radius),
+                               max_angle_deg=max_angle_deg)
+    return [line[smooth_polyline(pts[line], smooth_rad)] for line in traced]
+
+
+def _end_direction(pts: np.ndarray, line: np.ndarray, at_start: bool, reach: float) -> np.ndarray:
+    """Outward direction at one end of a traced line: from the first vertex at least ``reach`` away
+    from the end (walking inwards; the far end if none is) to the end vertex."""
+    seq = line if at_start else line[::-1]
+    end = pts[seq[0]]
+    far = np.hypot(*(pts[seq[1:]] - end).T) >= reach
+    inner = pts[seq[1:][np.argmax(far)]] if far.any() else pts[seq[-1]]
+    return end - inner
+
+
+def bridge_fibers(lines: list[np.ndarray], pts: np.ndarray, *, max_gap: float, reach: float,
+                  max_angle_deg: float = DEFAULT_FIBER_ANGLE_DEG) -> list[np.ndarray]:
+    """Join traced lines across gaps: returns the merged lines (index arrays into ``pts`` [n, 2]).
+
+    Two lines are joined end to end when their ends are at most ``max_gap`` apart (units of
+    ``pts``) and the join is smooth: the outward direction of the first end (``_end_direction``
+    over ``reach``), the connecting segment and the inward direction of the second end each turn
+    by at most ``max_angle_deg`` from one another. Greedy, cheapest join first, with cost
+    ``gap / max_gap + largest turn / max_angle`` (closest and straightest); an end joins at most
+    once and a join that would close a line onto itself is refused. Order of the result: merged
+    lines take the place of their first member; unmerged lines keep their place.
+    """
+    n = len(lines)
+    if n < 2 or max_gap <= 0:
+        return list(lines)
+    from scipy.spatial import cKDTree
+
+    max_angle = float(np.deg2rad(max_angle_deg))
+    # end e = 2 * line + (0: start, 1: finish)
+    end_pts = np.array([pts[line[k]] for line in lines for k in (0, -1)], dtype=np.float64)
+    end_dir = [_end_direction(pts, line, at_start, reach) for line in lines for at_start in (True, False)]
+    candidates = []
+    for a, b in sorted(cKDTree(end_pts).query_pairs(max_gap)):
+        if a // 2 == b // 2:
+            continue  # never a line with itself
+        gap = end_pts[b] - end_pts[a]
+        turns = [turn_angle(end_dir[a], -end_dir[b])]
+        if np.any(gap):
+            turns += [turn_angle(end_dir[a], gap), turn_angle(gap, -end_dir[b])]
+        worst = max(turns)
+        if worst <= max_angle:
+            cost = float(np.hypot(*gap)) / max_gap + (worst / max_angle if max_angle > 0 else 0.0)
+            candidates.append((cost, a, b))
+    root = list(range(n))
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+
+    partner = np.full(2 * n, -1, dtype=np.int64)
+    for _, a, b in sorted(candidates):
+        if partner[a] >= 0 or partner[b] >= 0:
+            continue
+        ra, rb = find(a // 2), find(b // 2)
+        if ra == rb:
+            continue  # would close a loop
+        root[max(ra, rb)] = min(ra, rb)
+        partner[a], partner[b] = b, a
+    merged: list[np.ndarray] = []
+    done = np.zeros(n, dtype=bool)
+    for i in range(n):
+        if done[i]:
+            continue
+        # walk to one free end of this chain, then collect the chain from there
+        line, enter = i, 0
+        while partner[2 * line + enter] >= 0:
+            nxt = partner[2 * line + enter]
+            line, enter = nxt // 2, 1 - nxt % 2
+        parts = []
+        while True:
+            done[line] = True
+            parts.append(lines[line] if enter == 0 else lines[line][::-1])
+            out = partner[2 * line + 1 - enter]
+            if out < 0:
+                break
+            line, enter = out // 2, out % 2
+        merged.append(np.concatenate(parts))
+    return merged
 
 
 def fibers_from_peaks(peaks: NetworkPeaks, transform, *, micrograph: str, radius: float = DEFAULT_FIBER_RADIUS,
                       max_angle_deg: float = DEFAULT_FIBER_ANGLE_DEG, smooth_rad: float = DEFAULT_SMOOTH_RAD,
                       edge_margin: float = 25.0, min_points: int = 2, shape: tuple[int, int] | None = None,
-                      pixel_size: float | None = None) -> Picks:
+                      pixel_size: float | None = None, bridge_factor: float = DEFAULT_BRIDGE_FACTOR) -> Picks:
     """Fibers as ordered points in original pixels with 1-based ``tube_id`` (one ID per polyline).
 
     ``radius`` is the tracing radius r in network pixels at the 1024 scale (converted to original
     pixels by nx / 1024); tracing runs on the original-pixel centres that pass the edge margin.
+    ``bridge_factor``: ends up to ``bridge_factor * radius`` apart are joined when smooth (see
+    ``trace_fibers``); 0 turns bridging off.
     """
     shape = original_shape(transform, shape)
     x, y, keep = _filtered(peaks, transform, shape, edge_margin)
@@ -309,7 +397,7 @@ def fibers_from_peaks(peaks: NetworkPeaks, transform, *, micrograph: str, radius
     x, y = x[idx], y[idx]
     r_orig = float(radius) * shape[1] / REFERENCE_WIDTH
     lines = trace_fibers(x, y, score, radius=r_orig, max_angle_deg=max_angle_deg, smooth_rad=smooth_rad,
-                         min_points=min_points)
+                         min_points=min_points, bridge_factor=bridge_factor)
     if not lines:
         return Picks(micrograph, np.zeros(0), np.zeros(0), score=np.zeros(0), tube_id=np.zeros(0, dtype=np.int64),
                      shape=shape, pixel_size=pixel_size)

@@ -101,7 +101,9 @@ def test_fibers_end_to_end_points_follow_the_true_polylines(tmp_path):
     fibers. Measured by benchmarks/bench_objects.py on 2 shared EPYC cores (train 44 s, export 21 s):
     mean distance of picked points to the true polylines 0.64 px, precision 1.0, coverage 0.87,
     tubes picked [2, 4, 3, 3] for 2 true each: fibers split where the 3x3 peak step leaves gaps
-    longer than the tracing radius (50 px here) along the continuous heatmap ridge."""
+    longer than the tracing radius (50 px here) along the continuous heatmap ridge. With gap bridging
+    (``bridge_fibers``, ends up to 2 radii apart joined when smooth), picking again with the same ONNX
+    model: tubes [2, 4, 3, 3] -> [2, 2, 2, 2], mean coverage 0.867 -> 0.928, precision 1.0 both."""
     from epick.runtime.evaluate import fiber_metrics
 
     picks = bo.run_pipeline(tmp_path, "fiber")
@@ -111,7 +113,8 @@ def test_fibers_end_to_end_points_follow_the_true_polylines(tmp_path):
         assert m["n_true_tubes"] == 2
         assert m["mean_distance"] < 3.0 and m["precision"] > 0.9
         assert m["coverage"] > 0.6
-        assert 2 <= m["n_tubes"] <= 6
+        assert 2 <= m["n_tubes"] <= 3
+    assert sum(m["n_tubes"] for m in rows) <= 9  # at most one extra tube over the 4 micrographs
     assert np.mean([m["coverage"] for m in rows]) > 0.75
 
 

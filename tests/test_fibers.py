@@ -90,3 +90,77 @@ def test_fibers_from_peaks_gives_ordered_points_with_tube_ids_in_original_pixels
     assert one.x.min() == pytest.approx(100.5 * 2 - 0.5) and one.x.max() == pytest.approx((t[-1] + 0.5) * 2 - 0.5)
     two = picks.subset(picks.tube_id == 2)
     assert np.allclose(two.x, 300.5 * 2 - 0.5)
+
+
+# ---------------------------------------------------------------- gap bridging after tracing
+def test_a_gap_of_1_6_radii_is_bridged_into_one_fiber():
+    r = 20.0
+    x = np.r_[np.arange(0, 200, 10.0), 190 + 1.6 * r + np.arange(0, 200, 10.0)]  # one 32 px gap
+    y = np.zeros(x.size)
+    assert len(trace_fibers(x, y, radius=r, smooth_rad=0, bridge_factor=0)) == 2  # the paper's tracing splits it
+    lines = trace_fibers(x, y, radius=r, smooth_rad=0)
+    assert len(lines) == 1
+    assert lines[0].tolist() in (list(range(x.size)), list(range(x.size - 1, -1, -1)))
+    smoothed = trace_fibers(x, y, radius=r)  # smoothing is re-applied to the merged line
+    assert len(smoothed) == 1 and sorted(smoothed[0].tolist()) == [0, x.size - 1]
+
+
+def test_bridging_needs_both_ends_and_the_gap_to_be_straight_enough():
+    r = 20.0
+    a = np.arange(0, 200, 10.0)
+    # the second piece continues after a 32 px gap but 45 degrees off the first: no join at 30 degrees
+    off = np.deg2rad(45)
+    x = np.r_[a, 190 + 32 * np.cos(off) + a * np.cos(off)]
+    y = np.r_[np.zeros(a.size), 32 * np.sin(off) + a * np.sin(off)]
+    assert len(trace_fibers(x, y, radius=r, max_angle_deg=30, smooth_rad=0)) == 2
+    assert len(trace_fibers(x, y, radius=r, max_angle_deg=50, smooth_rad=0)) == 1
+    # gaps longer than bridge_factor * radius stay open
+    x = np.r_[a, 190 + 2.2 * r + a]
+    assert len(trace_fibers(x, np.zeros(x.size), radius=r, smooth_rad=0)) == 2
+
+
+def test_fibers_crossing_at_90_degrees_stay_two_and_are_not_joined_into_an_l():
+    r = 20.0
+    t = np.arange(0, 300, 12.0)
+    # horizontal through y = 150; the vertical is cut at the crossing (a 36 px hole around it, within
+    # the 40 px bridging distance) so that its pieces end right next to the horizontal line's points
+    vt = t[np.abs(t - 150) > 10]
+    x = np.r_[t, np.full(vt.size, 150.0)]
+    y = np.r_[np.full(t.size, 150.0), vt]
+    lines = trace_fibers(x, y, radius=r, smooth_rad=0)
+    assert len(lines) == 2
+    groups = sorted(set(line.tolist()) for line in lines)
+    assert set(range(t.size)) in groups and set(range(t.size, x.size)) in groups  # vertical re-joined
+    assert len(trace_fibers(x, y, radius=r, smooth_rad=0, bridge_factor=0)) == 3
+    # two fibers meeting end to end at a right angle (an L) are not merged either
+    x = np.r_[t, np.full(t.size - 1, t[-1] + 10.0)]
+    y = np.r_[np.zeros(t.size), 10.0 + t[1:]]
+    assert len(trace_fibers(x, y, radius=r, smooth_rad=0)) == 2
+
+
+def test_parallel_fibers_side_by_side_stay_separate():
+    r = 20.0
+    t = np.arange(0, 300, 15.0)  # ends 25 px apart sideways, well within the 40 px bridging distance
+    x = np.r_[t, t]
+    y = np.r_[np.zeros(t.size), np.full(t.size, 25.0)]
+    lines = trace_fibers(x, y, radius=r, smooth_rad=0)
+    assert sorted(set(line.tolist()) for line in lines) == [set(range(t.size)), set(range(t.size, 2 * t.size))]
+    # staggered: one fiber's end 30 px past the other's start and 25 px to the side, still separate
+    x = np.r_[t, t + t[-1] + 30.0]
+    lines = trace_fibers(x, y, radius=r, smooth_rad=0)
+    assert len(lines) == 2
+
+
+def test_bridging_joins_a_chain_of_pieces_in_order_and_never_closes_a_loop():
+    r = 20.0
+    pieces = [np.arange(0, 100, 10.0) + k * (90 + 30) for k in range(4)]  # 4 pieces, 30 px gaps
+    x = np.concatenate(pieces)
+    lines = trace_fibers(x, np.zeros(x.size), radius=r, smooth_rad=0)
+    assert len(lines) == 1 and (np.all(np.diff(x[lines[0]]) > 0) or np.all(np.diff(x[lines[0]]) < 0))
+    # a closed ring of points cut into arcs: all arcs join into one open line, never a loop
+    ang = np.linspace(0, 2 * np.pi, 60, endpoint=False)
+    ang = ang[(ang % (np.pi / 2)) > 0.15]  # four gaps of 0.31 rad (38 px at radius 120)
+    x, y = 500 + 120 * np.cos(ang), 500 + 120 * np.sin(ang)
+    lines = trace_fibers(x, y, radius=r, max_angle_deg=30, smooth_rad=0)
+    assert len(trace_fibers(x, y, radius=r, max_angle_deg=30, smooth_rad=0, bridge_factor=0)) == 4
+    assert len(lines) == 1 and len(lines[0]) == x.size and len(set(lines[0].tolist())) == x.size
