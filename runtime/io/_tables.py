@@ -1,7 +1,11 @@
-"""Small helpers shared by the coordinate format modules (star, box, csvfmt, cryosparc)."""
+"""Small helpers shared by the coordinate format modules (star, box, csvfmt, cryosparc, thi)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+from ..errors import CoordinateError
 
 
 def number_text(value: float) -> str:
@@ -25,3 +29,12 @@ def group_indices(labels) -> list[tuple[object, np.ndarray]]:
     groups = np.split(order, bounds)
     return [(uniques[k].item() if hasattr(uniques[k], "item") else uniques[k], groups[k])
             for k in np.argsort(first, kind="stable")]
+
+
+def text_column(path: Path, rows: list[list[str]], index: int, problem: str, fix: str) -> np.ndarray:
+    """Column ``index`` of split text rows as float64; a missing or non-numeric cell raises
+    ``CoordinateError(path, problem, fix)``."""
+    try:
+        return np.asarray([float(r[index]) for r in rows], dtype=np.float64)
+    except (ValueError, IndexError) as exc:
+        raise CoordinateError(path, problem, fix) from exc

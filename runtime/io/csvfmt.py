@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import CoordinateError
 from ..picks import Picks, micrograph_key
 from .atomic import atomic_write
-from ._tables import number_text
+from ._tables import number_text, text_column
 
 TOPAZ_HEADER = ("image_name", "x_coord", "y_coord", "score")
 _ALIASES = {"x": "x", "x_coord": "x", "coordinatex": "x", "rlncoordinatex": "x",
@@ -71,11 +71,8 @@ def is_topaz_table(path: str | Path) -> bool:
 
 
 def _numbers(path: Path, rows: list[list[str]], col: int, what: str) -> np.ndarray:
-    try:
-        return np.asarray([float(r[col]) for r in rows], dtype=np.float64)
-    except (ValueError, IndexError) as exc:
-        raise CoordinateError(path, f"column {what} has a missing or non-numeric value",
-                              "every row needs x and y numbers") from exc
+    return text_column(path, rows, col, f"column {what} has a missing or non-numeric value",
+                       "every row needs x and y numbers")
 
 
 def read_csv(path: str | Path) -> list[Picks]:

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import CoordinateError
 from ..picks import Picks, micrograph_key
+from ._tables import text_column
 
 
 def _header_and_rows(path: Path) -> tuple[str, list[list[str]]]:
@@ -46,11 +47,8 @@ def _header_and_rows(path: Path) -> tuple[str, list[list[str]]]:
 
 
 def _column(path: Path, rows: list[list[str]], index: int) -> np.ndarray:
-    try:
-        return np.asarray([float(r[index]) for r in rows], dtype=np.float64)
-    except (ValueError, IndexError) as exc:
-        raise CoordinateError(path, f"a row lacks a number in column {index + 1}",
-                              "check the file is a complete EPicker .thi file") from exc
+    return text_column(path, rows, index, f"a row lacks a number in column {index + 1}",
+                       "check the file is a complete EPicker .thi file")
 
 
 def read_thi(path: str | Path) -> list[Picks]:
