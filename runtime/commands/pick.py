@@ -23,6 +23,9 @@ from typing import Iterator
 
 from ..errors import CoordinateError, EpickError
 from ..io.atomic import atomic_write
+from ..io.star import star_string
+from ..write_problems import (OutputFolderError, check_output_folder, describe_write_error, is_run_level, output_folder_error,
+                              remove_outputs)
 
 FORMATS = ("star", "box", "cs", "csv")
 _FILE_OF_FORMAT = {"star": "{stem}_autopick.star", "box": "{stem}.box", "cs": "{stem}.cs", "csv": "{stem}.csv"}
@@ -105,11 +108,18 @@ class PickOutputs:
             self.failures[result.name] = result.error or "unknown error"
             self.failed_now += 1
             return False
+        paths = self.paths_for(result.name)
         try:
-            for fmt, path in self.paths_for(result.name).items():
+            if "star" in self.formats:   # the index must be able to list it (quoted when it has spaces)
+                star_string(str(result.source), result.name)
+                star_string(str(paths["star"]), result.name)
+            for fmt, path in paths.items():
                 write_picks(result.picks, path, fmt, diameter=self.diameter)
-        except EpickError as exc:
-            self.failures[result.name] = str(exc)
+        except Exception as exc:   # this micrograph fails; a full disk or a read-only folder ends the run
+            remove_outputs(paths.values())
+            if is_run_level(exc):
+                raise output_folder_error(exc, self.out_dir) from exc
+            self.failures[result.name] = str(exc) if isinstance(exc, EpickError) else describe_write_error(exc)
             self.failed_now += 1
             return False
         self.failures.pop(result.name, None)
@@ -118,8 +128,13 @@ class PickOutputs:
         if result.image is not None and self.previews < self.preview:
             from ..preview import write_preview
 
-            write_preview(self.out_dir / "preview" / f"{Path(result.name).stem}.png", result.image,
-                          result.picks, result.transform, diameter=self.diameter)
+            try:
+                write_preview(self.out_dir / "preview" / f"{Path(result.name).stem}.png", result.image,
+                              result.picks, result.transform, diameter=self.diameter)
+            except Exception as exc:   # a preview is a picture of the picks, not an output to fail for
+                if is_run_level(exc):
+                    raise output_folder_error(exc, self.out_dir) from exc
+                logging.getLogger("epick.runtime").warning("%s: no preview (%s)", result.name, describe_write_error(exc))
             self.previews += 1
         return True
 
@@ -134,21 +149,22 @@ class PickOutputs:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         txt, js = self.out_dir / "failures.txt", self.out_dir / "failures.json"
         if self.failures:
-            with atomic_write(txt) as handle:
-                handle.writelines(f"{name}\t{reason}\n" for name, reason in sorted(self.failures.items()))
+            with atomic_write(txt) as handle:   # one line per micrograph, whatever its name holds
+                handle.writelines(f"{_one_line(name)}\t{_one_line(reason)}\n"
+                                  for name, reason in sorted(self.failures.items()))
             with atomic_write(js) as handle:
                 json.dump(self.failures, handle, indent=1, sort_keys=True)
         else:
             for path in (txt, js):
                 path.unlink(missing_ok=True)
-        if self.index:
-            from ..io.coordinates import write_autopick_index
-
-            write_autopick_index(self.out_dir, [self.index[k] for k in sorted(self.index)])
         with atomic_write(self.out_dir / "pick_summary.json") as handle:
             json.dump({"picked": len(self.counts), "failed": len(self.failures), "skipped": self.skipped,
                        "picks_total": sum(self.counts.values()), "picks_per_micrograph": self.counts},
                       handle, indent=1, sort_keys=True)
+        if self.index:
+            from ..io.coordinates import write_autopick_index
+
+            write_autopick_index(self.out_dir, [self.index[k] for k in sorted(self.index)])
 
     def summary(self, seconds: float, backend: str) -> str:
         """A small table: micrographs picked/failed/skipped, picks per micrograph, time, rate."""
@@ -165,6 +181,11 @@ class PickOutputs:
             rows.append(("failures listed in", str(self.out_dir / "failures.txt")))
         width = max(len(r[0]) for r in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped (one line of failures.txt)."""
+    return text if text.isprintable() else text.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 @contextlib.contextmanager
@@ -214,16 +235,28 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
                               "pass --diameter PX")
     print(f"epick pick: {picker.object_type} model {Path(args.model).name} on {picker.backend_name}, "
           f"threshold {picker.threshold:g}", file=sys.stderr)
+    check_output_folder(args.out)
     outputs = PickOutputs(args.out, formats, diameter=picker.diameter, preview=args.preview)
     stop = stop or threading.Event()
     start = time.perf_counter()
-    with picker, stop_on_signals(stop):
-        if args.watch is not None:
-            _watch(args, picker, outputs, stop)
-        else:
-            _pick_files(args, picker, outputs, stop)
-    outputs.flush()
+    ended: OutputFolderError | None = None
+    try:
+        with picker, stop_on_signals(stop):
+            if args.watch is not None:
+                _watch(args, picker, outputs, stop)
+            else:
+                _pick_files(args, picker, outputs, stop)
+    except OutputFolderError as exc:   # say what was done before the one-line error
+        ended = exc
+    try:
+        outputs.flush()
+    except OSError as exc:
+        ended = ended or (output_folder_error(exc, args.out) if is_run_level(exc) else None)
+        if ended is None:
+            raise
     print(outputs.summary(time.perf_counter() - start, picker.backend_name))
+    if ended is not None:
+        raise ended
     if stop.is_set() and args.watch is None:   # interrupted: scripts must not go on as if all were picked
         print("epick pick: interrupted before every micrograph was picked; run the same command with "
               "--skip-existing to pick the rest", file=sys.stderr)
@@ -281,9 +314,12 @@ def _watch(args, picker, outputs: PickOutputs, stop: threading.Event) -> None:
 
     def flush_periodically() -> None:   # state, failures and index reach the disk within ~2 s
         while not done.wait(2.0):
-            with lock:
-                state.flush()
-                outputs.flush()
+            try:
+                with lock:
+                    state.flush()
+                    outputs.flush()
+            except Exception as exc:   # e.g. a full disk: keep picking, try again at the next flush
+                logging.getLogger("epick.runtime").warning("cannot write the watch state or index yet (%s)", exc)
 
     flusher = threading.Thread(target=flush_periodically, name="epick-watch-flush", daemon=True)
     flusher.start()
@@ -299,4 +335,5 @@ def _watch(args, picker, outputs: PickOutputs, stop: threading.Event) -> None:
     finally:
         done.set()
         flusher.join()
-        state.flush()
+        with contextlib.suppress(OSError):   # else a restart finds the outputs and marks them picked
+            state.flush()

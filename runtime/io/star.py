@@ -213,11 +213,29 @@ def write_star(picks: Picks, path: str | Path, *, diameter: float | None = None)
     return path
 
 
+def star_string(text: str, source: str | Path = "STAR file") -> str:
+    """``text`` as one STAR value: as it is, or in quotes when it holds whitespace or starts like a
+    keyword, a comment or a quote (RELION and the starfile library read quoted values)."""
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in text):
+        raise CoordinateError(source, f"{text!r} holds a line break or control character, which a STAR file "
+                              "cannot hold", "rename the file")
+    needs = (not text or any(ch.isspace() for ch in text) or "#" in text or text[0] in "'\"$_;"
+             or text.lower().startswith(("data_", "loop_", "save_", "global_", "stop_")))
+    if not needs:
+        return text
+    quote = "'" if '"' in text else '"'
+    if quote in text:
+        raise CoordinateError(source, f"{text!r} holds spaces and both kinds of quotes, which a STAR value "
+                              "cannot hold", "rename the file")
+    return f"{quote}{text}{quote}"
+
+
 def write_autopick_index(out_dir: str | Path, entries: Iterable[tuple[str | Path, str | Path]],
                          name: str = "autopick.star") -> Path:
     """Write RELION's job-level coordinate index ``out_dir/autopick.star``.
 
-    ``entries``: (micrograph path, coordinate STAR path) pairs, written as given; RELION expects
+    ``entries``: (micrograph path, coordinate STAR path) pairs, written as given (quoted when they
+    hold spaces, see :func:`star_string`); RELION expects
     both relative to the project directory, and ``read_star`` resolves them relative to the index
     folder, its parents or the working directory.
     """
@@ -225,11 +243,7 @@ def write_autopick_index(out_dir: str | Path, entries: Iterable[tuple[str | Path
     lines = ["", "# version 30001", "", "data_coordinate_files", "", "loop_",
              "_rlnMicrographName #1 ", "_rlnMicrographCoordinates #2 "]
     for mic, coords in entries:
-        mic, coords = str(mic), str(coords)
-        if any(ch.isspace() for ch in mic + coords):
-            raise CoordinateError(out, f"path with spaces cannot go in a STAR file: {mic!r} / {coords!r}",
-                                  "rename the files without spaces")
-        lines.append(f"{mic} {coords}")
+        lines.append(f"{star_string(str(mic), out)} {star_string(str(coords), out)}")
     with atomic_write(out) as handle:
         handle.write("\n".join(lines) + "\n\n")
     return out
