@@ -1,19 +1,25 @@
 """On-the-fly picking: find micrographs arriving in a folder once they are complete, remember what
 was done across restarts.
 
-- A file is *complete* when its size and mtime are unchanged across two polls and its header is
-  consistent with its length (MRC: header-described data fits the file; JPEG ends with EOI; PNG
-  ends with IEND; TIFF: its IFDs parse). A file whose size has not changed for ``CORRUPT_AFTER_S``
-  seconds but whose header is still inconsistent is passed on anyway, so the reader reports it as
-  corrupt (a stalled copy shorter than that is waited for).
+- A file is *complete* when its size and mtime are unchanged across two polls and its image data
+  lies within it (``epick.runtime.io.micrograph.completeness_problem``: MRC header + data size,
+  every TIFF strip/tile, PNG IEND, JPEG EOI). A file whose size has not changed for
+  ``CORRUPT_AFTER_S`` seconds but which is still incomplete is passed on anyway, so the reader
+  reports it (a stalled copy shorter than that is waited for). Only regular files are considered
+  (a FIFO named like a micrograph would block the scan).
 - :class:`WatchState` keeps ``OUT/watch_state.json`` (written atomically) with every finished file
-  (picked or failed). A restart skips them; files handed out but not finished when the run stopped
-  are not in it, so they are picked after the restart: nothing twice, nothing missed.
+  (picked or failed) and, for failed files, their size, mtime and inode. A restart skips finished
+  files; files handed out but not finished when the run stopped are not in it, so they are picked
+  after the restart: nothing twice, nothing missed. A failed file is tried again when its size,
+  modification time or inode changes (a copy that resumed, a file replaced in place), also after
+  a restart.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -29,34 +35,22 @@ CORRUPT_AFTER_S = 60.0   # seconds a stable but inconsistent file is waited for 
 
 
 def header_problem(path: Path) -> str | None:
-    """Why ``path`` does not look complete yet (None when its header matches its length)."""
-    from .errors import MicrographError
-    from .io.micrograph import read_micrograph_shape
+    """Why ``path`` does not look complete yet (None when its image data lies within the file)."""
+    from .io.micrograph import completeness_problem
 
-    suffix = path.suffix.lower()
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, 2)
-            size = handle.tell()
-            if size == 0:
-                return "empty"
-            handle.seek(max(0, size - 12))
-            tail = handle.read()
-    except OSError as exc:
-        return f"unreadable ({exc.strerror or exc})"
-    if suffix in (".jpg", ".jpeg") and not tail.rstrip(b"\x00").endswith(b"\xff\xd9"):
-        return "JPEG end marker missing"
-    if suffix == ".png" and b"IEND" not in tail:
-        return "PNG IEND chunk missing"
-    try:
-        read_micrograph_shape(path)   # MRC: size from header vs length; TIFF: IFDs parse
-    except MicrographError as exc:
-        return exc.problem
-    return None
+    return completeness_problem(path)
+
+
+def file_stamp(st: os.stat_result) -> tuple[int, int, int]:
+    """(size, mtime in ns, inode): a failed file whose stamp changes is tried again."""
+    return (int(st.st_size), int(st.st_mtime_ns), int(st.st_ino))
 
 
 class WatchState:
-    """Names of finished files in ``OUT/watch_state.json``: ``{"version": 1, "done": {name: status}}``.
+    """Names of finished files in ``OUT/watch_state.json``:
+    ``{"version": 1, "done": {name: status}, "stamps": {name: [size, mtime_ns, inode]},
+    "picks": {name: count}}`` (stamps of failed files; pick counts of picked files, so the summary
+    covers the whole job across restarts).
 
     ``mark`` records a file; ``flush`` rewrites the JSON atomically (call after outputs are written).
     Thread-safe.
@@ -68,23 +62,60 @@ class WatchState:
         self.path = Path(out_dir) / STATE_NAME
         self._lock = threading.Lock()
         self.done: dict[str, str] = {}
+        self.stamps: dict[str, tuple[int, ...]] = {}
+        self.picks: dict[str, int] = {}
+        self._handed: dict[str, tuple[int, ...]] = {}
         if self.path.is_file():
             try:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
                 self.done = {str(k): str(v) for k, v in data.get("done", {}).items()}
+                self.stamps = {str(k): tuple(int(x) for x in v) for k, v in data.get("stamps", {}).items()}
+                self.picks = {str(k): int(v) for k, v in data.get("picks", {}).items()}
             except (OSError, ValueError, AttributeError) as exc:
                 raise FileProblem(self.path, f"watch state is unreadable ({exc})",
                                   "delete it to pick the whole folder again") from exc
         self._dirty = False
 
     def __contains__(self, name: str) -> bool:
+        """True when ``name`` is finished (picked or failed)."""
         with self._lock:
             return name in self.done
 
-    def mark(self, name: str, status: str) -> None:
-        """Record ``name`` as finished (``picked`` or ``failed``)."""
+    def mark(self, name: str, status: str, *, stamp: tuple[int, ...] | None = None, picks: int | None = None) -> None:
+        """Record ``name`` as finished (``picked`` or ``failed``; a failed file with its ``stamp``,
+        a picked one with its number of ``picks`` when known)."""
         with self._lock:
             self.done[name] = status
+            self.stamps.pop(name, None)
+            self.picks.pop(name, None)
+            stamp = self._handed.pop(name, None) if stamp is None else stamp
+            if status == "failed" and stamp is not None:
+                self.stamps[name] = tuple(stamp)
+            if status == "picked" and picks is not None:
+                self.picks[name] = int(picks)
+            self._dirty = True
+
+    def status(self, name: str) -> str | None:
+        """``picked``, ``failed`` or None (not finished)."""
+        with self._lock:
+            return self.done.get(name)
+
+    def handed(self, name: str, stamp: tuple[int, ...]) -> None:
+        """Remember the stamp of a file as it was handed out (kept if it fails)."""
+        with self._lock:
+            self._handed[name] = tuple(stamp)
+
+    def retry(self, name: str, stamp: tuple[int, ...]) -> bool:
+        """True when ``name`` failed and has changed since (its size, mtime or inode differ)."""
+        with self._lock:
+            return self.done.get(name) == "failed" and self.stamps.get(name) != tuple(stamp)
+
+    def forget(self, name: str) -> None:
+        """Drop ``name`` (a failed file that changed is picked again)."""
+        with self._lock:
+            self.done.pop(name, None)
+            self.stamps.pop(name, None)
+            self.picks.pop(name, None)
             self._dirty = True
 
     def flush(self) -> None:
@@ -92,7 +123,8 @@ class WatchState:
         with self._lock:
             if not self._dirty:
                 return
-            snapshot = {"version": STATE_VERSION, "done": dict(self.done)}
+            snapshot = {"version": STATE_VERSION, "done": dict(self.done),
+                        "stamps": {k: list(v) for k, v in self.stamps.items()}, "picks": dict(self.picks)}
             self._dirty = False
         with atomic_write(self.path) as handle:
             json.dump(snapshot, handle, indent=0, sort_keys=True)
@@ -127,12 +159,21 @@ def watch_micrographs(folder: str | Path, state: WatchState, *, stop: threading.
         for path in entries:
             if stop.is_set():
                 return
-            if path.name in handed or path.name in state:
+            status = state.status(path.name)
+            if status == "picked" or (status is None and path.name in handed):
                 continue
             try:
                 st = path.stat()
-            except OSError:                       # vanished between listing and stat
+            except OSError:                       # vanished between listing and stat, broken link
                 continue
+            if not stat.S_ISREG(st.st_mode):      # FIFO, device, folder: never opened
+                continue
+            if status is not None:                # failed before: again only once it changed
+                if not state.retry(path.name, file_stamp(st)):
+                    continue
+                log.warning("%s changed since it failed; trying it again", path.name)
+                state.forget(path.name)
+                handed.discard(path.name)
             now = (st.st_size, st.st_mtime_ns)
             before = seen.get(path)
             seen[path] = now
@@ -146,6 +187,7 @@ def watch_micrographs(folder: str | Path, state: WatchState, *, stop: threading.
                     continue
                 log.warning("%s: size stable but %s; passing it on to be reported", path.name, problem)
             handed.add(path.name)
+            state.handed(path.name, file_stamp(st))
             seen.pop(path, None)
             stable_bad.pop(path, None)
             if skip(path):

@@ -81,6 +81,7 @@ class PickOutputs:
         self.skipped = 0
         self.previews = 0
         self.failed_now = 0          # failures of this run (failures.json may hold earlier ones)
+        self.picked_now = 0          # picked by this process (counts may hold a --watch job's earlier ones)
 
     def paths_for(self, name: str) -> dict[str, Path]:
         """Output file per format for micrograph file ``name``."""
@@ -124,6 +125,7 @@ class PickOutputs:
             return False
         self.failures.pop(result.name, None)
         self.counts[result.name] = len(result.picks)
+        self.picked_now += 1
         self._index(str(result.source), result.name)
         if result.image is not None and self.previews < self.preview:
             from ..preview import write_preview
@@ -137,6 +139,12 @@ class PickOutputs:
                 logging.getLogger("epick.runtime").warning("%s: no preview (%s)", result.name, describe_write_error(exc))
             self.previews += 1
         return True
+
+    def fail(self, name: str, reason: str) -> None:
+        """Record a micrograph that could not be picked at all (``reason``: one line)."""
+        self.failures[name] = reason
+        self.failed_now += 1
+        print(f"epick pick: {name}: {reason}", file=sys.stderr)
 
     def load_failures(self) -> None:
         """Keep failures reported by an earlier run (``--watch`` restarts)."""
@@ -174,7 +182,7 @@ class PickOutputs:
         if counts:
             rows.append(("picks per micrograph", f"mean {statistics.mean(counts):.1f}, median "
                          f"{statistics.median(counts):g}, min {min(counts)}, max {max(counts)}"))
-        rate = len(counts) / seconds if seconds > 0 else 0.0
+        rate = self.picked_now / seconds if seconds > 0 else 0.0
         rows += [("time", f"{seconds:.1f} s ({rate:.2f} micrographs/s)"), ("backend", backend),
                  ("outputs", f"{self.out_dir} ({', '.join(self.formats)})")]
         if self.failures:
@@ -277,7 +285,11 @@ def _pick_files(args, picker, outputs: PickOutputs, stop: threading.Event) -> No
     from ..io.micrograph import find_micrographs
 
     todo = []
-    for path in find_micrographs(args.micrographs):
+    stale: dict[str, str] = {}     # broken links, vanished files, FIFOs: named, the rest picked
+    found = find_micrographs(args.micrographs, problems=stale)
+    for name, reason in stale.items():
+        outputs.fail(name, reason)
+    for path in found:
         if args.skip_existing and outputs.exists(path.name):
             outputs.add_existing(path)
         else:
@@ -297,9 +309,13 @@ def _watch(args, picker, outputs: PickOutputs, stop: threading.Event) -> None:
         raise EpickError(f"{args.watch}: --watch needs an existing folder")
     state = WatchState(args.out)
     outputs.load_failures()
-    for name, status in state.done.items():      # keep earlier runs' picks in the index
+    for name, status in state.done.items():      # earlier runs' picks: in the index and the summary
         if status == "picked":
             outputs._index(str(args.watch / name), name)
+            if name in state.picks:
+                outputs.counts[name] = state.picks[name]
+            else:
+                outputs.skipped += 1
 
     def skip(path: Path) -> bool:   # outputs already there (e.g. written just before a crash): done
         if outputs.exists(path.name):
@@ -328,7 +344,8 @@ def _watch(args, picker, outputs: PickOutputs, stop: threading.Event) -> None:
             for result in picker.pick_many(paths, stop=stop, keep_images=args.preview):
                 with lock:
                     picked = outputs.write(result)
-                    state.mark(result.name, "picked" if picked else "failed")
+                    state.mark(result.name, "picked" if picked else "failed",
+                               picks=len(result.picks) if picked else None)
                 if not picked:
                     print(f"epick pick: {result.name}: {outputs.failures.get(result.name)}", file=sys.stderr)
                 bar.update(1)

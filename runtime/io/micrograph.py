@@ -1,15 +1,24 @@
-"""Read and write micrographs: MRC (mrcfile, memory-mapped), TIFF (tifffile), PNG/JPEG (Pillow).
+"""Read and write micrographs: MRC (header parsed here, data read into memory), TIFF (tifffile),
+PNG/JPEG (Pillow).
 
 Every reader returns a float32 2-D array ``data[y, x]`` (x = column, y = row, see
 ``epick.runtime.picks``); a stack of frames (3-D MRC, multi-page TIFF) is averaged into one image.
 Non-finite pixels (NaN/Inf) are replaced by the median of the finite pixels (0 when there are
 none) and counted in ``Micrograph.n_nonfinite``. Every failure to read a file raises ONE
 ``MicrographError`` naming the file, the problem and, where there is one, the fix.
+
+Only regular files are opened (a FIFO or a device named like a micrograph would block or never
+end). MRC data is read with plain reads, not a memory map: a file that shrinks while it is read
+is a MicrographError ("changed while being read"), never a SIGBUS that ends the process.
+``completeness_problem`` says whether a file's image data lies within the file (for ``--watch``).
+Headers declaring more than ``MAX_PIXELS`` pixels per image are refused before anything is
+allocated.
 """
 from __future__ import annotations
 
 import glob
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +41,36 @@ _SUFFIX_OF_KIND = {"mrc": ".mrc", "tiff": ".tif", "png": ".png", "jpeg": ".jpg"}
 _MRC_HEADER_BYTES = 1024
 # MRC modes epick reads -> bytes per pixel (0 int8, 1 int16, 2 float32, 6 uint16, 12 float16).
 _MRC_MODE_BYTES = {0: 1, 1: 2, 2: 4, 6: 2, 12: 2}
+_MRC_MODE_DTYPE = {0: "i1", 1: "i2", 2: "f4", 6: "u2", 12: "f2"}
+# The largest image epick decodes: 16384 x 16384 pixels (a 4x super-resolution EER frame; a K3
+# super-resolution micrograph is 11520 x 8184), at most 65536 on a side, and stacks of at most
+# MAX_STACK_PIXELS pixels in all (frames are averaged). Peak memory at this size: README.
+MAX_PIXELS = 16384 * 16384
+MAX_SIDE = 65536
+MAX_STACK_PIXELS = 4 * MAX_PIXELS
+
+
+def check_image_size(path: Path, ny: int, nx: int, frames: int = 1) -> None:
+    """Refuse a declared image size epick will not decode (before anything is allocated)."""
+    if max(nx, ny) > MAX_SIDE or nx * ny > MAX_PIXELS or nx * ny * max(frames, 1) > MAX_STACK_PIXELS:
+        stack = f" x {frames} frames" if frames > 1 else ""
+        raise MicrographError(path, f"declares {nx} x {ny} pixels{stack}, more than epick reads "
+                              f"(at most {MAX_PIXELS // 2**20} Mpixels per image, {MAX_SIDE} on a side, "
+                              f"{MAX_STACK_PIXELS // 2**20} Mpixels per stack)",
+                              "the header is corrupt, or bin the micrograph before picking")
+
+
+def open_regular(path: Path):
+    """Open ``path`` for binary reading if it is a regular file (never blocks on a FIFO)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise MicrographError(path, f"cannot be opened ({exc.strerror or exc})", "check that it exists and "
+                              "its permissions") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise MicrographError(path, "is not a regular file (a folder, FIFO or device)", "give a micrograph file")
+    return os.fdopen(fd, "rb")
 
 
 @dataclass
@@ -69,14 +108,16 @@ def _sniff(head: bytes) -> str | None:
 def _kind(path: Path) -> str:
     """The reader to use for ``path``: checks the file exists, is not empty and matches its suffix."""
     if not path.exists():
-        raise MicrographError(path, "no such file", "check the path")
+        problem = "is a broken symbolic link" if path.is_symlink() else "no such file"
+        raise MicrographError(path, problem, "check the path")
     if not path.is_file():
-        raise MicrographError(path, "is not a file", "give a micrograph file, or a folder to find_micrographs")
+        raise MicrographError(path, "is not a regular file (a folder, FIFO or device)",
+                              "give a micrograph file, or a folder to find_micrographs")
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             head = handle.read(_MRC_HEADER_BYTES)
     except OSError as exc:
-        raise MicrographError(path, f"cannot be opened ({exc.strerror or exc})", "check its permissions") from exc
+        raise MicrographError(path, f"cannot be read ({exc.strerror or exc})", "check its permissions") from exc
     if not head:
         raise MicrographError(path, "is empty (0 bytes)", "copy or export the micrograph again")
     sniffed = _sniff(head)
@@ -100,18 +141,18 @@ def _kind(path: Path) -> str:
 # ---------------------------------------------------------------------------------------------
 def _mrc_header(path: Path):
     """The MRC header as a numpy record (mrcfile's header layout, the file's byte order), checked
-    for a supported mode, sane sizes and enough data, before mrcfile sees the file.
+    for a supported mode, sane sizes and enough data, before any data is read.
 
     Parsing it here (not with mrcfile) means a damaged header raises one MicrographError and never
     makes mrcfile emit warnings (``warnings.catch_warnings`` is not thread-safe)."""
     from mrcfile.dtypes import HEADER_DTYPE
 
-    size = path.stat().st_size
-    if size < _MRC_HEADER_BYTES:
+    with open_regular(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        head = handle.read(_MRC_HEADER_BYTES)
+    if size < _MRC_HEADER_BYTES or len(head) < _MRC_HEADER_BYTES:
         raise MicrographError(path, f"is truncated: {size} bytes, shorter than the 1024-byte MRC header",
                               "copy the file again")
-    with open(path, "rb") as handle:
-        head = handle.read(_MRC_HEADER_BYTES)
     # Byte order: the one giving a supported mode and positive sizes, else a small mode number
     # (to name an unsupported mode), else the header is garbage.
     candidates = [np.frombuffer(head, dtype=dt).view(np.recarray)[0]
@@ -128,13 +169,23 @@ def _mrc_header(path: Path):
         raise MicrographError(path, f"has an MRC header with size {nx} x {ny} x {nz}",
                               "the header is corrupt, or this is not an MRC file")
     extended = int(header.nsymbt)
-    need = _MRC_HEADER_BYTES + max(extended, 0) + nx * ny * nz * _MRC_MODE_BYTES[mode]
-    if extended < 0 or size < need:
+    if extended < 0:
+        raise MicrographError(path, f"has a negative extended-header length ({extended}) in its MRC header",
+                              "the header is corrupt; write the file again")
+    check_image_size(path, ny, nx, nz)
+    need = mrc_data_end(header)
+    if size < need:
         raise MicrographError(path, f"is truncated: its MRC header describes {nx} x {ny} x {nz} pixels "
                               f"(mode {mode}, {extended} bytes of extended header, {need} bytes in all) "
                               f"but the file has only {size} bytes",
                               "the copy or the acquisition was interrupted; copy the file again")
     return header
+
+
+def mrc_data_end(header) -> int:
+    """Byte offset of the end of the image data an MRC header describes."""
+    return (_MRC_HEADER_BYTES + max(int(header.nsymbt), 0)
+            + int(header.nx) * int(header.ny) * int(header.nz) * _MRC_MODE_BYTES[int(header.mode)])
 
 
 def _mrc_pixel_size(header) -> float | None:
@@ -159,25 +210,44 @@ def _mode0_is_unsigned(header) -> bool:
 
 
 def _read_mrc(path: Path) -> tuple[np.ndarray, float | None, int]:
-    """Pixels (float32 2-D, frames averaged), pixel size in Å, number of frames of an MRC file."""
-    import mrcfile
+    """Pixels (float32 2-D, frames averaged), pixel size in Å, number of frames of an MRC file.
 
+    Read frame by frame with plain reads (no memory map); a short read or a change of the file's
+    size or modification time during the read is "changed while being read"."""
     header = _mrc_header(path)
+    nx, ny, nz, mode = int(header.nx), int(header.ny), int(header.nz), int(header.mode)
+    order = header.dtype["mode"].byteorder
+    dtype = np.dtype("u1" if _mode0_is_unsigned(header) else _MRC_MODE_DTYPE[mode]).newbyteorder(order)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with mrcfile.mmap(path, mode="r", permissive=True) as mrc:
-                raw = mrc.data
-                if raw is None:
-                    raise MicrographError(path, "has an MRC header but no readable data", "copy the file again")
-                if _mode0_is_unsigned(header):
-                    raw = raw.view(np.uint8)
-                data = _frames_to_image(raw)
+        with open_regular(path) as handle:
+            before = os.fstat(handle.fileno())
+            handle.seek(_MRC_HEADER_BYTES + int(header.nsymbt))
+            frame = np.empty((ny, nx), dtype=dtype)
+            acc = None if nz == 1 else np.zeros((ny, nx), dtype=np.float64)
+            for _ in range(nz):
+                got = handle.readinto(memoryview(frame.reshape(-1).view(np.uint8)))
+                if got != frame.nbytes:
+                    raise _changed(path, f"{got} of {frame.nbytes} bytes of a frame could be read")
+                if acc is not None:
+                    acc += frame
+            after = os.fstat(handle.fileno())
     except MicrographError:
         raise
-    except Exception as exc:
-        raise MicrographError(path, f"cannot be read as MRC ({exc})", "the file is corrupt; export it again") from exc
-    return data, _mrc_pixel_size(header), int(header.nz)
+    except OSError as exc:
+        raise MicrographError(path, f"cannot be read ({exc.strerror or exc})", "check the disk and copy it again") from exc
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise _changed(path, f"size {before.st_size} -> {after.st_size} bytes")
+    if acc is None:
+        data = frame.astype(np.float32, copy=False) if dtype == np.float32 else frame.astype(np.float32)
+    else:
+        acc /= nz
+        data = acc.astype(np.float32)
+    return np.ascontiguousarray(data), _mrc_pixel_size(header), nz
+
+
+def _changed(path: Path, detail: str) -> MicrographError:
+    return MicrographError(path, f"changed while being read ({detail})",
+                           "it is still being written or was replaced; pick it again once it is complete")
 
 
 def _frames_to_image(raw: np.ndarray) -> np.ndarray:
@@ -213,16 +283,25 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, int]:
 
     try:
         with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
+            series = _first_series(tif, path)
             axes = series.axes
+            _check_tiff_series(path, series)
+            problem = _tiff_extent_problem(tif, tif.filehandle.size)
+            if problem:
+                raise MicrographError(path, f"is truncated: {problem}", "copy the file again")
             data = series.asarray()
             # Pages appended one by one may form several equal series: they are frames too.
             more = [s for s in tif.series[1:] if s.shape == series.shape and s.axes == axes]
             if more and "S" not in axes:
                 data = np.stack([data] + [s.asarray() for s in more])
                 axes = "Q" + axes
+    except MicrographError:
+        raise
     except Exception as exc:
         raise MicrographError(path, f"cannot be read as TIFF ({exc})", "the file is truncated or corrupt; export it again") from exc
+    if np.iscomplexobj(data):
+        raise MicrographError(path, "holds complex pixels (a Fourier transform?), not an image",
+                              "give the real-space micrograph")
     if "S" in axes and data.shape[axes.index("S")] in (3, 4):  # RGB(A) samples -> grey
         data = np.moveaxis(data, axes.index("S"), -1)
         data = _rgb_to_grey(data)
@@ -235,12 +314,72 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, int]:
                           "give one image or one stack of frames")
 
 
+def _first_series(tif, path: Path):
+    """The first image series of an open TIFF; a TIFF with no pages is a MicrographError."""
+    if not len(tif.pages) or not tif.series:
+        raise MicrographError(path, "is a TIFF file with no image in it (no pages)",
+                              "the file is truncated or was written empty; export it again")
+    return tif.series[0]
+
+
+def _check_tiff_series(path: Path, series) -> None:
+    """Refuse complex pixels and absurd declared sizes before decoding a TIFF series."""
+    if np.dtype(series.dtype).kind == "c":
+        raise MicrographError(path, "holds complex pixels (a Fourier transform?), not an image",
+                              "give the real-space micrograph")
+    shape, axes = series.shape, series.axes
+    ny, nx = int(shape[axes.index("Y")]), int(shape[axes.index("X")])
+    frames = int(np.prod(shape, dtype=np.int64)) // max(nx * ny, 1)
+    check_image_size(path, ny, nx, frames)
+
+
+def _tiff_ifd_chain_problem(path: Path, size: int) -> str | None:
+    """Why the chain of image file directories (pages) of a TIFF leaves the file (None when every
+    IFD, and the pointer to the next, lies within its ``size`` bytes). Classic TIFF and BigTIFF."""
+    import struct
+
+    with open_regular(path) as handle:
+        head = handle.read(16)
+        if len(head) < 8:
+            return "shorter than a TIFF header"
+        order = "<" if head[:2] == b"II" else ">"
+        big = struct.unpack(order + "H", head[2:4])[0] == 43
+        count_fmt, entry_bytes, off_fmt = ("Q", 20, "Q") if big else ("H", 12, "I")
+        offset = struct.unpack(order + off_fmt, head[8:16] if big else head[4:8])[0]
+        seen: set[int] = set()
+        while offset:
+            if offset in seen or len(seen) > 1_000_000:
+                return "its pages form a loop"
+            seen.add(offset)
+            count_size = struct.calcsize(count_fmt)
+            if offset + count_size > size:
+                return f"page {len(seen) - 1} starts at byte {offset}, but the file has {size} bytes"
+            handle.seek(offset)
+            count = struct.unpack(order + count_fmt, handle.read(count_size))[0]
+            next_at = offset + count_size + count * entry_bytes
+            if next_at + struct.calcsize(off_fmt) > size:
+                return f"page {len(seen) - 1} runs to byte {next_at}, but the file has {size} bytes"
+            handle.seek(next_at)
+            offset = struct.unpack(order + off_fmt, handle.read(struct.calcsize(off_fmt)))[0]
+    return None
+
+
+def _tiff_extent_problem(tif, size: int) -> str | None:
+    """Why a TIFF's strips or tiles do not all lie within its ``size`` bytes (None when they do)."""
+    for i, page in enumerate(tif.pages):
+        for offset, count in zip(page.dataoffsets, page.databytecounts):
+            if offset + count > size:
+                return f"page {i} has image data up to byte {offset + count}, but the file has {size} bytes"
+    return None
+
+
 def _read_pillow(path: Path, kind: str) -> np.ndarray:
     """Pixels (float32 2-D, RGB converted to grey) of a PNG or JPEG file (8 or 16 bit)."""
     from PIL import Image
 
     try:
         with Image.open(path) as img:
+            check_image_size(path, img.size[1], img.size[0])
             img.load()
             mode = img.mode
             if mode == "P":
@@ -256,6 +395,9 @@ def _read_pillow(path: Path, kind: str) -> np.ndarray:
                 data = np.asarray(img).astype(np.float32)
     except MicrographError:
         raise
+    except Image.DecompressionBombError as exc:
+        raise MicrographError(path, f"declares more pixels than epick reads ({exc})",
+                              "the file is corrupt, or bin the micrograph before picking") from exc
     except Exception as exc:
         raise MicrographError(path, f"cannot be read as {kind.upper()} ({exc})",
                               "the file is truncated or corrupt; export it again") from exc
@@ -317,8 +459,10 @@ def read_micrograph_shape(path: str | Path) -> tuple[int, int]:
 
         try:
             with tifffile.TiffFile(path) as tif:
-                series = tif.series[0]
+                series = _first_series(tif, path)
                 shape, axes = series.shape, series.axes
+        except MicrographError:
+            raise
         except Exception as exc:
             raise MicrographError(path, f"cannot be read as TIFF ({exc})", "the file is truncated or corrupt") from exc
         return int(shape[axes.index("Y")]), int(shape[axes.index("X")])
@@ -327,9 +471,49 @@ def read_micrograph_shape(path: str | Path) -> tuple[int, int]:
     try:
         with Image.open(path) as img:
             nx, ny = img.size
+    except MicrographError:
+        raise
     except Exception as exc:
         raise MicrographError(path, f"cannot be read as {kind.upper()} ({exc})", "the file is truncated or corrupt") from exc
     return int(ny), int(nx)
+
+
+def completeness_problem(path: str | Path) -> str | None:
+    """Why ``path`` does not hold a complete micrograph yet, or None: the image data lies within
+    the file (MRC: header + extended header + data; TIFF: every strip and tile of every page;
+    PNG: ends with the IEND chunk; JPEG: ends with the EOI marker). Only regular files are opened."""
+    path = Path(path)
+    try:
+        with open_regular(path) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size == 0:
+                return "empty"
+            head = handle.read(_MRC_HEADER_BYTES)
+            handle.seek(max(0, size - 16))
+            tail = handle.read()
+    except (OSError, MicrographError) as exc:
+        return getattr(exc, "problem", None) or f"unreadable ({exc})"
+    kind = _sniff(head) or _KIND_OF_SUFFIX.get(path.suffix.lower())
+    if kind == "jpeg":
+        return None if tail.rstrip(b"\x00").endswith(b"\xff\xd9") else "JPEG end marker (EOI) missing"
+    if kind == "png":
+        return None if b"IEND" in tail else "PNG IEND chunk missing"
+    try:
+        if kind == "tiff":
+            import tifffile
+
+            chain = _tiff_ifd_chain_problem(path, size)
+            if chain:
+                return chain
+            with tifffile.TiffFile(path) as tif:
+                _first_series(tif, path)
+                return _tiff_extent_problem(tif, size)
+        _mrc_header(path)      # header-described data vs the file's length
+    except MicrographError as exc:
+        return exc.problem
+    except Exception as exc:   # tifffile on a half-written file
+        return f"unreadable yet ({type(exc).__name__}: {exc})"
+    return None
 
 
 def write_mrc(path: str | Path, data: np.ndarray, pixel_size: float | None = None) -> Path:
@@ -353,34 +537,68 @@ def write_mrc(path: str | Path, data: np.ndarray, pixel_size: float | None = Non
     return path
 
 
-def _is_micrograph_name(path: Path) -> bool:
-    """True for a visible file whose suffix is a micrograph suffix."""
-    return path.suffix.lower() in MICROGRAPH_SUFFIXES and not path.name.startswith(".") and path.is_file()
+def _has_micrograph_suffix(path: Path) -> bool:
+    """True for a visible name whose suffix is a micrograph suffix."""
+    return path.suffix.lower() in MICROGRAPH_SUFFIXES and not path.name.startswith(".")
 
 
-def find_micrographs(paths: str | Path | Iterable[str | Path]) -> list[Path]:
+def _not_a_file(path: Path) -> str:
+    """Why a path named like a micrograph is not one to read."""
+    if path.is_symlink() and not path.exists():
+        return "is a broken symbolic link (or a link loop)"
+    if not path.exists():
+        return "no such file or folder"
+    return "is not a regular file (a folder, FIFO or device)"
+
+
+def find_micrographs(paths: str | Path | Iterable[str | Path], problems: dict[str, str] | None = None) -> list[Path]:
     """Expand files, folders (their micrograph files, not recursive) and glob patterns into a
     sorted list of micrograph files without duplicates.
 
-    Raises MicrographError for a path that does not exist or a pattern/folder with no micrographs.
+    Without ``problems``: raises MicrographError for a path that does not exist or a
+    pattern/folder with no micrographs. With a ``problems`` dict: stale paths (missing files,
+    broken links, link loops, FIFOs named like micrographs) are recorded there as
+    ``{path: reason}`` and the rest is returned; it still raises when nothing at all is found.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
     found: set[Path] = set()
+    first_error: MicrographError | None = None
     for item in paths:
         item_path = Path(item)
-        if item_path.is_dir():
-            matches = [p for p in item_path.iterdir() if _is_micrograph_name(p)]
-            if not matches:
-                raise MicrographError(item_path, "is a folder with no micrographs",
-                                      f"micrographs end in {', '.join(MICROGRAPH_SUFFIXES)}")
-        elif item_path.is_file():
-            matches = [item_path]
-        elif glob.has_magic(str(item)):
-            matches = [Path(p) for p in glob.glob(os.path.expanduser(str(item))) if _is_micrograph_name(Path(p))]
-            if not matches:
-                raise MicrographError(item, "matches no micrograph files", "check the pattern and the folder")
-        else:
-            raise MicrographError(item, "no such file or folder", "check the path")
+        try:
+            matches = _expand(item, item_path, problems)
+        except MicrographError as exc:
+            if problems is None:
+                raise
+            problems[str(item)] = exc.problem
+            first_error = first_error or exc
+            continue
         found.update(matches)
+    if not found and first_error is not None:
+        raise first_error
     return sorted(found)
+
+
+def _expand(item: str | Path, item_path: Path, problems: dict[str, str] | None) -> list[Path]:
+    """The micrographs one command-line item names (file, folder or pattern)."""
+    if item_path.is_dir():
+        entries = [p for p in item_path.iterdir() if _has_micrograph_suffix(p)]
+        matches = [p for p in entries if p.is_file()]
+        if problems is not None:
+            problems.update({str(p): _not_a_file(p) for p in entries if not p.is_file()})
+        if not matches:
+            raise MicrographError(item_path, "is a folder with no micrographs",
+                                  f"micrographs end in {', '.join(MICROGRAPH_SUFFIXES)}")
+        return matches
+    if item_path.is_file():
+        return [item_path]
+    if glob.has_magic(str(item)) and not item_path.is_symlink():
+        entries = [Path(p) for p in glob.glob(os.path.expanduser(str(item))) if _has_micrograph_suffix(Path(p))]
+        matches = [p for p in entries if p.is_file()]
+        if problems is not None:
+            problems.update({str(p): _not_a_file(p) for p in entries if not p.is_file()})
+        if not matches:
+            raise MicrographError(item, "matches no micrograph files", "check the pattern and the folder")
+        return matches
+    raise MicrographError(item, _not_a_file(item_path), "check the path")
