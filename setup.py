@@ -37,7 +37,8 @@ BASE = [
 TRAIN = ["torch>=2.3", "safetensors>=0.4"]
 EXPORT = ["onnx>=1.16", "onnxscript>=0.1", "onnxslim>=0.1"]
 GPU = ["cuda-python>=12", "numba-cuda>=0.4"]
-DEV = TRAIN + EXPORT + ["pytest>=7", "pytest-timeout>=2", "matplotlib>=3.7"]
+CLUSTER = ["dask[distributed]>=2024.1", "dask-jobqueue>=0.8"]   # epick pick --cluster, Slurm
+DEV = TRAIN + EXPORT + CLUSTER + ["pytest>=7", "pytest-timeout>=2", "matplotlib>=3.7"]
 
 setup(
     name="epick",
@@ -51,6 +52,6 @@ setup(
     package_data={"epick.runtime": ["demo/*"]},
     include_package_data=True,
     install_requires=BASE,
-    extras_require={"train": TRAIN, "export": EXPORT, "gpu": GPU, "dev": DEV},
+    extras_require={"train": TRAIN, "export": EXPORT, "gpu": GPU, "cluster": CLUSTER, "dev": DEV},
     entry_points={"console_scripts": ["epick=epick.runtime.cli:main"]},
 )

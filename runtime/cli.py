@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pick": ("epick.runtime.commands.pick", "pick particles, vesicles or fibers on micrographs"),
     "train": ("epick.trainer.cli", "train a model: joint, fine-tune or continual learning"),
     "export": ("epick.export.cli", "export a model file to ONNX, TensorRT or a torch-GPU artifact"),
+    "merge-index": ("epick.runtime.commands.merge_index",
+                    "job-level autopick.star and summary from `epick pick --shard I/N` runs"),
     "eval": ("epick.runtime.commands.evaluate", "compare picks with ground truth (precision, recall, AP, AR)"),
     "convert": ("epick.runtime.commands.convert", "convert coordinate files between STAR, BOX, CSV and CS"),
     "simulate": ("epick.simulator.cli", "simulate micrographs with known ground truth"),
@@ -23,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _top_parser() -> argparse.ArgumentParser:
-    lines = "\n".join(f"  {name:<10}{text}" for name, (_, text) in COMMANDS.items())
+    lines = "\n".join(f"  {name:<13}{text}" for name, (_, text) in COMMANDS.items())
     parser = argparse.ArgumentParser(
         prog="epick",
         description="epick: a continual-learning particle picker for cryo-EM.",

@@ -5,6 +5,9 @@ Outputs in ``--out DIR`` (each written atomically: temporary file, then rename):
 job-level ``autopick.star`` index (with star), ``failures.txt`` + ``failures.json`` (name and
 reason per micrograph that could not be picked), ``pick_summary.json``, ``preview/NAME.png``
 (``--preview N``), and ``watch_state.json`` in ``--watch`` mode.
+With ``--shard I/N`` (job arrays) the job-level files are replaced by ``shards/shard-I-of-N.json``;
+``epick merge-index OUT`` writes them from all shards. ``--cluster`` spreads the micrographs over
+Dask workers (``epick.runtime.distributed``); the files written are the same as without it.
 Exit code: 0 when anything was picked (or nothing was left to do), 1 when every micrograph failed.
 """
 from __future__ import annotations
@@ -54,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--watch", type=Path, metavar="DIR", help="pick micrographs arriving in DIR until stopped")
     parser.add_argument("--poll", type=float, default=2.0, help="--watch: seconds between folder scans (default 2)")
     parser.add_argument("--idle-exit", type=float, metavar="S", help="--watch: stop after S seconds without new files")
+    parser.add_argument("--shard", metavar="I/N",
+                        help="pick only shard I (0-based) of N: a job-array task; the split hashes file names "
+                             "(see epick.runtime.distributed.shard); then run `epick merge-index OUT`")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="pick on Dask workers: dask://HOST:PORT (a running scheduler) or local:N "
+                             "(N worker processes here); needs pip install 'epick[cluster]'")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -174,17 +183,19 @@ class PickOutputs:
 
             write_autopick_index(self.out_dir, [self.index[k] for k in sorted(self.index)])
 
-    def summary(self, seconds: float, backend: str) -> str:
-        """A small table: micrographs picked/failed/skipped, picks per micrograph, time, rate."""
+    def summary(self, seconds: float | None, backend: str) -> str:
+        """A small table: micrographs picked/failed/skipped, picks per micrograph, time and rate
+        (left out when ``seconds`` is None)."""
         counts = list(self.counts.values())
         rows = [("micrographs picked", str(len(counts))), ("failed", str(len(self.failures))),
                 ("skipped (outputs exist)", str(self.skipped)), ("picks total", str(sum(counts)))]
         if counts:
             rows.append(("picks per micrograph", f"mean {statistics.mean(counts):.1f}, median "
                          f"{statistics.median(counts):g}, min {min(counts)}, max {max(counts)}"))
-        rate = self.picked_now / seconds if seconds > 0 else 0.0
-        rows += [("time", f"{seconds:.1f} s ({rate:.2f} micrographs/s)"), ("backend", backend),
-                 ("outputs", f"{self.out_dir} ({', '.join(self.formats)})")]
+        if seconds is not None:
+            rate = self.picked_now / seconds if seconds > 0 else 0.0
+            rows.append(("time", f"{seconds:.1f} s ({rate:.2f} micrographs/s)"))
+        rows += [("backend", backend), ("outputs", f"{self.out_dir} ({', '.join(self.formats)})")]
         if self.failures:
             rows.append(("failures listed in", str(self.out_dir / "failures.txt")))
         width = max(len(r[0]) for r in rows)
@@ -227,17 +238,28 @@ def main_args(argv: list[str]) -> int:
 EXIT_INTERRUPTED = 130   # the shell's code for a run ended by SIGINT
 
 
-def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
-    """Run `epick pick` (``stop`` lets a caller end a ``--watch`` run, as a signal would)."""
+def picker_options(args: argparse.Namespace) -> dict:
+    """The Picker's keyword arguments given on the command line (one place, also for Dask workers)."""
+    return dict(backend=args.backend, object_type=args.object, threshold=args.threshold, top_k=args.top_k,
+                min_distance=args.min_distance, diameter=args.diameter, batch_size=args.batch,
+                readers=args.readers, threads=args.threads)
+
+
+def open_picker(model: str | Path, options: dict):
+    """A Picker for ``model`` with ``picker_options`` (the same in this process and on every worker)."""
     from ..picker import Picker
 
+    return Picker(model, **options)
+
+
+def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
+    """Run `epick pick` (``stop`` lets a caller end a ``--watch`` run, as a signal would)."""
     formats = parse_formats(args.format)
     if not args.micrographs and args.watch is None:
         raise EpickError("no micrographs given (pass files/folders, or --watch DIR)")
+    shard = _check_scale_options(args)
     logging.basicConfig(level=logging.WARNING, format="epick pick: %(message)s")
-    picker = Picker(args.model, args.backend, object_type=args.object, threshold=args.threshold,
-                    top_k=args.top_k, min_distance=args.min_distance, diameter=args.diameter,
-                    batch_size=args.batch, readers=args.readers, threads=args.threads)
+    picker = open_picker(args.model, picker_options(args))
     if "box" in formats and picker.diameter is None and picker.object_type == "particle":
         raise CoordinateError(args.model, "box output needs the particle size and the model does not record it",
                               "pass --diameter PX")
@@ -248,21 +270,35 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
     start = time.perf_counter()
     ended: OutputFolderError | None = None
+    backend = picker.backend_name
     try:
         with picker, stop_on_signals(stop):
             if args.watch is not None:
                 _watch(args, picker, outputs, stop)
+            elif args.cluster:
+                picker.close()   # the workers hold the Pickers; this one only checked the model and options
+                from ..distributed.dask_pick import pick_on_cluster
+
+                backend = pick_on_cluster(args.cluster, args.model, picker_options(args), outputs,
+                                          _todo(args, outputs, shard), stop=stop, quiet=args.quiet)
             else:
-                _pick_files(args, picker, outputs, stop)
+                _pick_files(args, picker, outputs, stop, _todo(args, outputs, shard))
     except OutputFolderError as exc:   # say what was done before the one-line error
         ended = exc
     try:
-        outputs.flush()
+        if shard is None:
+            outputs.flush()
+        else:
+            from ..distributed.merge_index import write_shard_record
+
+            record = write_shard_record(outputs, *shard)
+            print(f"epick pick: shard {shard[0]}/{shard[1]} recorded in {record}; when every shard is done, "
+                  f"run `epick merge-index {args.out}` for autopick.star and pick_summary.json", file=sys.stderr)
     except OSError as exc:
         ended = ended or (output_folder_error(exc, args.out) if is_run_level(exc) else None)
         if ended is None:
             raise
-    print(outputs.summary(time.perf_counter() - start, picker.backend_name))
+    print(outputs.summary(time.perf_counter() - start, backend))
     if ended is not None:
         raise ended
     if stop.is_set() and args.watch is None:   # interrupted: scripts must not go on as if all were picked
@@ -281,19 +317,43 @@ def _progress(total: int | None, quiet: bool):
                 smoothing=0.1, file=sys.stderr)
 
 
-def _pick_files(args, picker, outputs: PickOutputs, stop: threading.Event) -> None:
+def _check_scale_options(args: argparse.Namespace) -> tuple[int, int] | None:
+    """Refuse --shard/--cluster combinations that cannot work; the parsed --shard (or None)."""
+    if args.watch is not None and (args.shard or args.cluster):
+        raise EpickError("--watch picks on this machine only; drop --shard/--cluster (or pick the files "
+                         "once they are all there)")
+    if args.shard and args.cluster:
+        raise EpickError("--shard splits a job array and --cluster spreads one job over Dask workers; choose one")
+    if not args.shard:
+        return None
+    from ..distributed.shard import parse_shard
+
+    return parse_shard(args.shard)
+
+
+def _todo(args, outputs: PickOutputs, shard: tuple[int, int] | None) -> list[Path]:
+    """The micrographs to pick: this shard's (all without --shard), less those skipped as done."""
     from ..io.micrograph import find_micrographs
 
-    todo = []
     stale: dict[str, str] = {}     # broken links, vanished files, FIFOs: named, the rest picked
-    found = find_micrographs(args.micrographs, problems=stale)
+    paths = find_micrographs(args.micrographs, problems=stale)
+    if shard is not None:
+        from ..distributed.shard import select_shard, shard_of
+
+        paths = select_shard(paths, *shard)
+        stale = {name: reason for name, reason in stale.items() if shard_of(name, shard[1]) == shard[0]}
     for name, reason in stale.items():
         outputs.fail(name, reason)
-    for path in found:
+    todo = []
+    for path in paths:
         if args.skip_existing and outputs.exists(path.name):
             outputs.add_existing(path)
         else:
             todo.append(path)
+    return todo
+
+
+def _pick_files(args, picker, outputs: PickOutputs, stop: threading.Event, todo: list[Path]) -> None:
     with _progress(len(todo), args.quiet) as bar:
         for result in picker.pick_many(todo, stop=stop, keep_images=args.preview):
             if not outputs.write(result):   # say why on screen, not only in failures.txt
