@@ -38,7 +38,8 @@ TRAIN = ["torch>=2.3", "safetensors>=0.4"]
 EXPORT = ["onnx>=1.16", "onnxscript>=0.1", "onnxslim>=0.1"]
 GPU = ["cuda-python>=12", "numba-cuda>=0.4"]
 CLUSTER = ["dask[distributed]>=2024.1", "dask-jobqueue>=0.8"]   # epick pick --cluster, Slurm
-DEV = TRAIN + EXPORT + CLUSTER + ["pytest>=7", "pytest-timeout>=2", "matplotlib>=3.7"]
+# playwright drives the system's Chromium in the browser tests of the viewer (no browser download)
+DEV = TRAIN + EXPORT + CLUSTER + ["pytest>=7", "pytest-timeout>=2", "matplotlib>=3.7", "playwright>=1.40"]
 
 setup(
     name="epick",
@@ -49,7 +50,7 @@ setup(
     python_requires=">=3.10",
     package_dir=package_dir,
     packages=packages,
-    package_data={"epick.runtime": ["demo/*"]},
+    package_data={"epick.runtime": ["demo/*"], "epick.runtime.viewer": ["static/*"]},
     include_package_data=True,
     install_requires=BASE,
     extras_require={"train": TRAIN, "export": EXPORT, "gpu": GPU, "cluster": CLUSTER, "dev": DEV},

@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                     "job-level autopick.star and summary from `epick pick --shard I/N` runs"),
     "eval": ("epick.runtime.commands.evaluate", "compare picks with ground truth (precision, recall, AP, AR)"),
     "convert": ("epick.runtime.commands.convert", "convert coordinate files between STAR, BOX, CSV and CS"),
+    "view": ("epick.runtime.commands.view", "look at picks in a web browser and choose a score threshold"),
+    "filter": ("epick.runtime.commands.filter", "copy picks keeping those whose score reaches a threshold"),
     "simulate": ("epick.simulator.cli", "simulate micrographs with known ground truth"),
 }
 

@@ -26,3 +26,12 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def betagal_dir(shared_data: Path) -> Path:
     return shared_data / "empiar10017_betagal"
+
+
+@pytest.fixture(scope="session")
+def viewer_job(tmp_path_factory):
+    """(micrograph folder, picks folder): simulated micrographs picked by the bundled demo model
+    (see _viewer_data.make_picked_job); shared by the viewer's API and browser tests."""
+    from _viewer_data import make_picked_job
+
+    return make_picked_job(tmp_path_factory.mktemp("viewer_job"))
