@@ -98,13 +98,18 @@ def export_torch_gpu(network, out_path: str | Path, meta: Mapping[str, Any], *, 
     return out_path
 
 
-def load_torch_gpu(path: str | Path, device_index: int = -1):
-    """Load a ``.pt2`` package and its checked sidecar: ``(callable image -> outputs, sidecar dict)``."""
+def load_torch_gpu(path: str | Path, device_index: int = -1, *, run_single_threaded: bool = False):
+    """Load a ``.pt2`` package and its checked sidecar: ``(callable image -> outputs, sidecar dict)``.
+
+    ``run_single_threaded=True`` loads the runner that CUDA graphs can capture (no event query inside
+    ``run``); it must then be called from one thread at a time.
+    """
     import torch
 
     sidecar = read_sidecar(path)
     try:
-        runner = torch._inductor.aoti_load_package(str(path), device_index=device_index)
+        runner = torch._inductor.aoti_load_package(str(path), run_single_threaded=run_single_threaded,
+                                                   device_index=device_index)
     except Exception as exc:  # torch raises RuntimeError / ValueError kinds from C++
         facts = sidecar.get("torch_gpu", {})
         raise ModelFileError(path, f"torch cannot load this package ({exc}); it was built with torch "

@@ -19,7 +19,7 @@ from .metadata import ArtifactMetadata
 log = logging.getLogger("epick.runtime")
 
 TORCH_GPU_SUFFIXES = (".pt2",)
-_MAX_GRAPHS = 4   # input shapes whose CUDA graphs and static buffers stay alive
+_MAX_GRAPHS = 4   # network input (H, W) whose CUDA graphs and static buffers stay alive
 PACKAGE_MIN_SIDE = 64   # network pixels: torch.export's guard in packages whose sidecar predates min_side
 
 
@@ -59,41 +59,84 @@ def torch_cuda_available() -> bool:
         return False
 
 
-class _GraphRunner:
-    """A CUDA graph captured for one input shape, with static input/output tensors and pinned buffers."""
+class CudaGraphs:
+    """How ``_GraphRunner`` allocates, captures and synchronises on CUDA (tests pass a CPU stand-in
+    with the same four members to run the runner's logic without a GPU)."""
 
-    def __init__(self, program, shape: tuple, names):
+    device = "cuda"
+
+    def pinned(self, shape: tuple):
+        """A pinned host float32 tensor of ``shape``."""
+        import torch
+
+        return torch.empty(shape, dtype=torch.float32).pin_memory()
+
+    def capture(self, fn):
+        """Warm ``fn`` up twice on a side stream (allocations, autotuning), then capture one call in a
+        CUDA graph; ``(replay, outputs of the captured call)``."""
+        import torch
+
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                fn()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = fn()
+        return graph.replay, out
+
+    def synchronize(self) -> None:
+        """Wait for all queued GPU work."""
+        import torch
+
+        torch.cuda.synchronize()
+
+
+class _GraphRunner:
+    """A CUDA graph captured for one input shape, with static input/output tensors and a pinned buffer.
+
+    The static tensors are made outside inference mode even when the first call comes from
+    ``infer_device`` (which runs inside ``torch.inference_mode``): an inference tensor as static
+    input would make a later host ``infer`` of the same shape fail ("Inplace update to inference
+    tensor outside InferenceMode"). Capture runs under ``no_grad``, which is all the program needs.
+    """
+
+    def __init__(self, program, shape: tuple, names, graphs: CudaGraphs | None = None):
         import torch
 
         self.names = names
-        self.host_in = torch.empty(shape, dtype=torch.float32).pin_memory()
-        self.static_in = torch.zeros(shape, dtype=torch.float32, device="cuda")
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream), torch.inference_mode():
-            for _ in range(2):   # warm-up outside the graph (allocations, autotuning)
-                program(self.static_in)
-        torch.cuda.current_stream().wait_stream(stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph), torch.inference_mode():
-            self.static_out = program(self.static_in)
+        self.graphs = graphs or CudaGraphs()
+        self.batch = int(shape[0])
+        with torch.inference_mode(False), torch.no_grad():
+            self.host_in = self.graphs.pinned(shape)
+            self.static_in = torch.zeros(shape, dtype=torch.float32, device=self.graphs.device)
+            self._replay, self.static_out = self.graphs.capture(lambda: program(self.static_in))
+
+    def _outputs(self, n: int):
+        """The first ``n`` rows of each static output (views; a partial batch uses part of the graph)."""
+        out = self.static_out
+        if isinstance(out, dict):
+            return {k: v[:n] for k, v in out.items() if v is not None}
+        return [v[:n] for v in (out if isinstance(out, (tuple, list)) else [out])]
 
     def replay(self, x):
-        """Copy the device batch ``x`` into the static input and replay on the current stream; the
-        static outputs (overwritten by the next replay)."""
-        self.static_in.copy_(x)
-        self.graph.replay()
-        return self.static_out
+        """Copy the device batch ``x`` ([n <= batch, 1, H, W]) into the static input and replay on the
+        current stream; the first n rows of the static outputs (overwritten by the next replay).
+        Rows past n hold stale inputs: the network treats batch rows independently (eval mode)."""
+        n = int(x.shape[0])
+        self.static_in[:n].copy_(x)
+        self._replay()
+        return self._outputs(n)
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        import torch
-
-        self.host_in.numpy()[...] = images
-        self.static_in.copy_(self.host_in.to("cuda", non_blocking=True))
-        self.graph.replay()
-        out = self.static_out
-        values = out if isinstance(out, dict) else list(out if isinstance(out, (tuple, list)) else [out])
-        torch.cuda.synchronize()
+        n = len(images)
+        self.host_in.numpy()[:n] = images
+        self.static_in[:n].copy_(self.host_in[:n], non_blocking=True)
+        self._replay()
+        values = self._outputs(n)
+        self.graphs.synchronize()
         if isinstance(values, dict):
             return outputs_by_name({k: v.float().cpu().numpy() for k, v in values.items()})
         return outputs_by_name([v.float().cpu().numpy() for v in values], self.names)
@@ -109,7 +152,7 @@ class TorchCudaBackend(Backend):
     thread_safe = False
     device_io = True
 
-    def __init__(self, path: str | Path, *, cuda_graphs: bool = True):
+    def __init__(self, path: str | Path, *, cuda_graphs: bool = True, graphs: CudaGraphs | None = None):
         import torch
 
         path = Path(path)
@@ -120,11 +163,15 @@ class TorchCudaBackend(Backend):
                                  "pick with the ONNX file instead (--model MODEL.onnx)")
         from epick.export.torch_gpu import load_torch_gpu
 
-        self.program, sidecar = load_torch_gpu(path)
+        # run_single_threaded: the default runner records and queries a CUDA event inside run() to
+        # hand its buffers between threads, which is illegal while a CUDA graph is being captured
+        # (capture would fail and graphs stay off); this backend is single-threaded anyway
+        self.program, sidecar = load_torch_gpu(path, run_single_threaded=True)
         super().__init__(path, ArtifactMetadata.from_blob(sidecar, path))
         self.output_names = list(self.metadata.outputs)
         self.min_side = sidecar_min_side(sidecar)
         self.cuda_graphs = cuda_graphs
+        self.graphs = graphs or CudaGraphs()
         self._graphs: dict[tuple, _GraphRunner] = {}
         self.name = "torch-cuda"
 
@@ -132,7 +179,7 @@ class TorchCudaBackend(Backend):
         import torch
 
         with torch.inference_mode():
-            x = torch.from_numpy(images).pin_memory().to("cuda", non_blocking=True)
+            x = torch.from_numpy(images).to(self.graphs.device)
             out = self.program(x)
         if isinstance(out, dict):
             return outputs_by_name({k: v.float().cpu().numpy() for k, v in out.items()})
@@ -140,16 +187,26 @@ class TorchCudaBackend(Backend):
         return outputs_by_name([v.float().cpu().numpy() for v in out], self.output_names)
 
     def _runner_for(self, shape: tuple) -> _GraphRunner | None:
-        """The CUDA graph for this input shape (captured on first use), or None when running eagerly."""
-        if self.cuda_graphs and shape not in self._graphs:
-            try:
-                if len(self._graphs) >= _MAX_GRAPHS:
-                    self._graphs.pop(next(iter(self._graphs)))
-                self._graphs[shape] = _GraphRunner(self.program, shape, self.output_names)
-            except Exception as exc:  # capture is unsupported by some programs: run eagerly
-                log.warning("CUDA graph capture failed for %s (%s); running eagerly", shape, exc)
-                self.cuda_graphs = False
-        return self._graphs.get(shape)
+        """The CUDA graph serving input ``shape`` [N, 1, H, W], or None when running eagerly.
+
+        One graph per (H, W), captured for the largest N seen so far: a smaller batch (the partial
+        last batch of a run) replays it on its first N rows instead of capturing another graph.
+        """
+        if not self.cuda_graphs:
+            return None
+        key = tuple(shape[1:])
+        runner = self._graphs.get(key)
+        if runner is not None and runner.batch >= shape[0]:
+            return runner
+        self._graphs.pop(key, None)        # a larger batch of this shape: free the smaller graph first
+        try:
+            while len(self._graphs) >= _MAX_GRAPHS:
+                self._graphs.pop(next(iter(self._graphs)))
+            self._graphs[key] = _GraphRunner(self.program, tuple(shape), self.output_names, self.graphs)
+        except Exception as exc:  # capture is unsupported by some programs: run eagerly
+            log.warning("CUDA graph capture failed for %s (%s); running eagerly from now on", shape, exc)
+            self.cuda_graphs = False
+        return self._graphs.get(key)
 
     def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Run a float32 [N, 1, H, W] batch; replays the CUDA graph captured for this shape."""
