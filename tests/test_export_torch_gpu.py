@@ -60,18 +60,23 @@ def test_aoti_package_on_cpu_round_trip(narrow, tmp_path):
     assert report.max_abs_diff["heatmap"] <= 1e-4 and report.picks_identical, report.summary()
 
 
+@pytest.mark.gpu
 @needs_cuda
-def test_fp16_cuda_package_matches_fp32_on_real_micrographs(narrow, tmp_path, betagal_dir):
+def test_fp16_cuda_package_gives_the_fp32_picks_on_real_micrographs(narrow, tmp_path, betagal_dir):
+    """The FP16 package against FP32 torch on 4 real beta-gal micrographs, judged on the picks
+    (epick.export.parity.PickTolerance: 1 original px, scores within 0.02), not on logits."""
     graph, meta = narrow
     out = export_torch_gpu(graph.network, tmp_path / "m.pt2", meta, device="cuda", fp16=True)
-    runner, sidecar = load_torch_gpu(out)
+    runner, sidecar = load_torch_gpu(out, run_single_threaded=True)
     assert sidecar["torch_gpu"]["dtype"] == "float16" and sidecar["torch_gpu"]["compute_capability"]
     micrographs = sorted(betagal_dir.glob("*.jpg"))[:4]
-    batches = [real_network_batch(micrographs[:2]), real_network_batch(micrographs[2:])]
+    batches, scales = zip(*(real_network_batch(micrographs[i:i + 2], with_scale=True) for i in (0, 2)))
     graph32 = graph.to("cuda")
     try:
-        report = compare(torch_runner(graph32, "cuda"), _runner(runner, graph.names, "cuda"), batches)
+        report = compare(torch_runner(graph32, "cuda"), _runner(runner, graph.names, "cuda"), batches,
+                         scales=scales, threshold=0.3)
     finally:
         graph.to("cpu")
-    assert report.max_abs_diff["heatmap"] <= 1e-2, report.summary()
-    assert report.picks_identical and sum(report.picks_reference) > 0, report.details
+    print(report.picks_summary())
+    assert report.max_abs_diff["heatmap"] < 0.25, report.summary()       # FP16 ran, and ran sanely
+    assert report.picks_ok(), "; ".join(report.tolerance_details) or report.picks_summary()
