@@ -74,3 +74,20 @@ def remove_outputs(paths: Iterable[Path]) -> None:
     for path in paths:
         with contextlib.suppress(OSError):
             Path(path).unlink()
+
+
+def same_stem_groups(paths: Iterable[Path]) -> list[list[Path]]:
+    """Micrographs that would share output files (``a.jpg`` and ``a.mrc`` both write
+    ``a_autopick.star``): groups of two or more paths with one stem, sorted."""
+    by_stem: dict[str, list[Path]] = {}
+    for path in paths:
+        by_stem.setdefault(Path(path).stem, []).append(Path(path))
+    return [sorted(group) for _, group in sorted(by_stem.items()) if len(group) > 1]
+
+
+def same_stem_error(groups: list[list[Path]]) -> EpickError:
+    """Refuse a batch in which micrographs share a stem, naming them and the fix."""
+    shown = "; ".join(" and ".join(str(p) for p in group) for group in groups[:5])
+    more = f" (and {len(groups) - 5} more)" if len(groups) > 5 else ""
+    return EpickError(f"{sum(map(len, groups))} micrographs share a name stem, so their outputs would "
+                      f"overwrite each other: {shown}{more}; pick one kind (e.g. 'DIR/*.mrc'), or rename them")

@@ -66,7 +66,8 @@ class _Run:
 
 
 def _state(out: Path) -> dict:
-    return json.loads((out / watch.STATE_NAME).read_text())
+    path = out / watch.STATE_NAME
+    return json.loads(path.read_text()) if path.is_file() else {"done": {}}
 
 
 def test_completeness_covers_every_format(tmp_path):
@@ -103,7 +104,7 @@ def test_a_file_first_seen_incomplete_is_picked_once_complete_also_after_a_resta
     (folder / "m.mrc").write_bytes(full_mrc[:5000])                  # a copy that stalls
 
     run = _Run(_args(model, folder, out))
-    _wait_for(lambda: (out / "watch_state.json").is_file() and len(_state(out)["done"]) == 2)
+    _wait_for(lambda: len(_state(out)["done"]) == 2)
     assert _state(out)["done"] == {"t.tif": "failed", "m.mrc": "failed"}
     (folder / "t.tif").write_bytes(full_tif)                          # chunk 2 arrives: tried again
     _wait_for(lambda: (out / "t_autopick.star").is_file())
@@ -190,3 +191,43 @@ def test_a_stale_path_on_the_command_line_is_named_and_the_rest_picked(model, tm
     assert main(["pick", str(mics / "gone.mrc"), "--model", str(model), "--out", str(tmp_path / "o3"),
                  "--quiet"]) == 2
     assert "broken symbolic link" in capsys.readouterr().err
+
+
+def _jpeg(path: Path, seed: int) -> None:
+    from PIL import Image
+
+    Image.fromarray((_image(seed).clip(-2, 2) * 60 + 128).astype(np.uint8)).save(path)
+
+
+def test_micrographs_sharing_a_stem_are_refused_up_front(model, tmp_path, capsys):
+    mics = tmp_path / "mics"
+    mics.mkdir()
+    write_mrc(mics / "a.mrc", _image(1))
+    _jpeg(mics / "a.jpg", 2)
+    write_mrc(mics / "b.mrc", _image(3))
+    out = tmp_path / "out"
+    assert main(["pick", str(mics), "--model", str(model), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "share a name stem" in err and str(mics / "a.jpg") in err and str(mics / "a.mrc") in err
+    assert not list(out.glob("*_autopick.star"))
+    assert main(["pick", str(mics / "*.mrc"), "--model", str(model), "--out", str(out), "--quiet"]) == 0
+
+
+def test_watch_names_a_second_micrograph_with_the_same_stem_and_keeps_the_first_picks(model, tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    write_mrc(folder / "a.mrc", _image(1))
+    run = _Run(_args(model, folder, out))
+    _wait_for(lambda: (out / "a_autopick.star").is_file())
+    first = (out / "a_autopick.star").read_text()
+    _jpeg(folder / "a.jpg", 5)
+    _wait_for(lambda: _state(out)["done"].get("a.jpg") == "failed")
+    assert run.finish() == 0
+    run = _Run(_args(model, folder, out))   # a restart does not take a.mrc's outputs for a.jpg's
+    time.sleep(0.4)
+    assert run.finish() == 0
+    assert _state(out)["done"] == {"a.mrc": "picked", "a.jpg": "failed"}
+    assert (out / "a_autopick.star").read_text() == first
+    assert "a.jpg\thas the same name stem as a.mrc" in (out / "failures.txt").read_text()
+    index = (out / "autopick.star").read_text()
+    assert "a.mrc" in index and "a.jpg" not in index

@@ -27,8 +27,8 @@ from typing import Iterator
 from ..errors import CoordinateError, EpickError
 from ..io.atomic import atomic_write
 from ..io.star import star_string
-from ..write_problems import (OutputFolderError, check_output_folder, describe_write_error, is_run_level, output_folder_error,
-                              remove_outputs)
+from ..write_problems import (OutputFolderError, check_output_folder, describe_write_error, is_run_level,
+                              output_folder_error, remove_outputs, same_stem_error, same_stem_groups)
 
 FORMATS = ("star", "box", "cs", "csv")
 _FILE_OF_FORMAT = {"star": "{stem}_autopick.star", "box": "{stem}.box", "cs": "{stem}.cs", "csv": "{stem}.csv"}
@@ -91,6 +91,7 @@ class PickOutputs:
         self.previews = 0
         self.failed_now = 0          # failures of this run (failures.json may hold earlier ones)
         self.picked_now = 0          # picked by this process (counts may hold a --watch job's earlier ones)
+        self.owners: dict[str, str] = {}   # stem -> the micrograph whose outputs carry it
 
     def paths_for(self, name: str) -> dict[str, Path]:
         """Output file per format for micrograph file ``name``."""
@@ -101,12 +102,17 @@ class PickOutputs:
         """True when every requested output of ``name`` is already there (``--skip-existing``)."""
         return all(p.is_file() for p in self.paths_for(name).values())
 
+    def stem_taken(self, name: str) -> str | None:
+        """The other micrograph already written to ``name``'s output files (same stem), or None."""
+        return self.owners.get(Path(name).stem) if self.owners.get(Path(name).stem, name) != name else None
+
     def add_existing(self, micrograph: str | Path) -> None:
         """Count a skipped micrograph and keep it in the index."""
         self.skipped += 1
         self._index(str(micrograph), Path(micrograph).name)
 
     def _index(self, micrograph: str, name: str) -> None:
+        self.owners.setdefault(Path(name).stem, name)
         if "star" in self.formats:
             self.index[name] = (micrograph, str(self.paths_for(name)["star"]))
 
@@ -116,6 +122,12 @@ class PickOutputs:
 
         if not result.ok:
             self.failures[result.name] = result.error or "unknown error"
+            self.failed_now += 1
+            return False
+        other = self.stem_taken(result.name)
+        if other is not None:   # --watch: a.mrc arriving after a.jpg would overwrite a.jpg's picks
+            self.failures[result.name] = (f"has the same name stem as {other}, whose outputs are already "
+                                          "written; rename it (each micrograph needs its own stem)")
             self.failed_now += 1
             return False
         paths = self.paths_for(result.name)
@@ -337,6 +349,9 @@ def _todo(args, outputs: PickOutputs, shard: tuple[int, int] | None) -> list[Pat
 
     stale: dict[str, str] = {}     # broken links, vanished files, FIFOs: named, the rest picked
     paths = find_micrographs(args.micrographs, problems=stale)
+    clashes = same_stem_groups(paths)   # before sharding: every shard refuses the same job
+    if clashes:
+        raise same_stem_error(clashes)
     if shard is not None:
         from ..distributed.shard import select_shard, shard_of
 
@@ -378,7 +393,7 @@ def _watch(args, picker, outputs: PickOutputs, stop: threading.Event) -> None:
                 outputs.skipped += 1
 
     def skip(path: Path) -> bool:   # outputs already there (e.g. written just before a crash): done
-        if outputs.exists(path.name):
+        if outputs.stem_taken(path.name) is None and outputs.exists(path.name):
             state.mark(path.name, "picked")
             outputs.add_existing(path)
             return True
