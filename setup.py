@@ -29,6 +29,7 @@ BASE = [
     "onnxruntime>=1.17",
     "starfile>=0.5",
     "tifffile>=2023.1",
+    "imagecodecs>=2023.1",
     "pillow>=10",
     "tqdm>=4.66",
     "gemmi>=0.6",

@@ -10,7 +10,17 @@ import logging
 import tempfile
 from pathlib import Path
 
+from epick.runtime.cli_args import positive_float, positive_int
 from epick.runtime.errors import ModelFileError
+
+EXAMPLES = """
+epick export ribo.epick --onnx ribo.onnx
+epick export ribo.epick --tensorrt ribo.engine --fp16        # needs TensorRT 10 and a GPU
+epick export ribo.epick --onnx ribo.onnx --torch-gpu ribo.pt2 --verify-on mic1.mrc
+"""
+WRITES = """
+the files named by --onnx, --tensorrt (plus OUT.engine.timing) and --torch-gpu, each with its metadata
+"""
 
 log = logging.getLogger("epick.export")
 
@@ -32,13 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     precision.add_argument("--fp16", dest="fp16", action="store_true", default=True,
                            help="FP16 engine / package (default)")
     precision.add_argument("--fp32", dest="fp16", action="store_false", help="FP32 engine / package")
-    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18; at least 17)")
+    parser.add_argument("--opset", type=positive_int, default=None, help="ONNX opset (default 18; at least 17)")
     parser.add_argument("--no-simplify", action="store_true", help="skip onnxslim graph simplification")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip the parity check of each artifact against the torch network")
     parser.add_argument("--verify-on", type=Path, nargs="+", metavar="MICROGRAPH",
                         help="micrographs (one shape) to verify on, besides a random input")
-    parser.add_argument("--workspace-gb", type=float, default=4.0, help="TensorRT workspace limit in GiB")
+    parser.add_argument("--workspace-gb", type=positive_float, default=4.0, help="TensorRT workspace limit in GiB")
     parser.add_argument("--timing-cache", type=Path, help="TensorRT timing cache (default OUT.engine.timing)")
     parser.add_argument("--rebuild", action="store_true", help="rebuild a TensorRT engine even when current")
 

@@ -9,9 +9,11 @@ import argparse
 import importlib
 import sys
 
+from .cli_args import ArgumentParser, help_epilog
 from .errors import EpickError
 
-# name -> (module, one-line help). Order is the order shown in `epick --help`.
+# name -> (module, one-line help). Order is the order shown in `epick --help`. A module may define
+# EXAMPLES and WRITES (text): they end its --help.
 COMMANDS: dict[str, tuple[str, str]] = {
     "pick": ("epick.runtime.commands.pick", "pick particles, vesicles or fibers on micrographs"),
     "train": ("epick.trainer.cli", "train a model: joint, fine-tune or continual learning"),
@@ -24,11 +26,31 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "filter": ("epick.runtime.commands.filter", "copy picks keeping those whose score reaches a threshold"),
     "simulate": ("epick.simulator.cli", "simulate micrographs with known ground truth"),
 }
+# commands that need an extra: (extra name, modules it installs); checked before the command runs,
+# so a base install says what to install instead of failing with a traceback
+EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "train": ("train", ("torch", "safetensors")),
+    "export": ("export", ("torch", "onnx")),
+}
+
+
+def missing_extra(name: str) -> str | None:
+    """The install hint for subcommand ``name`` when a module of its extra is not installed."""
+    import importlib.util
+
+    if name not in EXTRAS:
+        return None
+    extra, modules = EXTRAS[name]
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    return (f"epick {name} needs {', '.join(missing)}, which this installation lacks; "
+            f"install it with: pip install 'epick[{extra}]'")
 
 
 def _top_parser() -> argparse.ArgumentParser:
     lines = "\n".join(f"  {name:<13}{text}" for name, (_, text) in COMMANDS.items())
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="epick",
         description="epick: a continual-learning particle picker for cryo-EM.",
         epilog=f"commands:\n{lines}\n\nRun `epick COMMAND --help` for a command's options.",
@@ -61,11 +83,21 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" Install it with: pip install 'epick[{extra}]'" if extra else ""
         print(f"epick {name}: a dependency is missing ({exc}).{hint}", file=sys.stderr)
         return 2
-    parser = argparse.ArgumentParser(prog=f"epick {name}", description=text)
+    epilog = help_epilog(module.EXAMPLES, getattr(module, "WRITES", None)) if hasattr(module, "EXAMPLES") else None
+    parser = ArgumentParser(prog=f"epick {name}", description=text, epilog=epilog)
     module.add_arguments(parser)
     args = parser.parse_args(rest)
+    hint = missing_extra(name)
+    if hint:
+        print(hint, file=sys.stderr)
+        return 2
     try:
         return int(module.run(args) or 0)
+    except ModuleNotFoundError as exc:   # an optional dependency found missing while running
+        extra = EXTRAS.get(name, (None,))[0]
+        print(f"epick {name}: {exc.name or exc} is not installed"
+              + (f"; install it with: pip install 'epick[{extra}]'" if extra else ""), file=sys.stderr)
+        return 2
     except EpickError as exc:
         print(f"epick {name}: error: {exc}", file=sys.stderr)
         return 2

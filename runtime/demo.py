@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the process exit code."""
     from .commands import pick
 
-    parser = argparse.ArgumentParser(prog="python -m epick.runtime.demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m epick.runtime.demo", description=__doc__, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="exported model (default: the bundled one)")
     parser.add_argument("--micrographs", type=Path, nargs="+", help="micrographs (default: the bundled ones)")

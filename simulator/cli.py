@@ -10,6 +10,18 @@ import argparse
 import sys
 from pathlib import Path
 
+from epick.runtime.cli_args import nonnegative_int, positive_float, positive_int
+
+EXAMPLES = """
+epick simulate micrographs sim/ --type ribosome --n 10 --size 4096
+epick simulate micrographs fibers/ --object fiber --n 4 --size 1024 --clean
+epick simulate suite continual10 suite/
+"""
+WRITES = """
+micrographs: OUT/NAME.mrc and OUT/NAME.star (truth, RELION coordinates) per micrograph, OUT/manifest.json
+suite: one such folder per dataset and split, and the suite's manifest
+"""
+
 
 def parse_size(text: str) -> tuple[int, int]:
     """'4096' -> (4096, 4096); '5760x4092' (width x height) -> (4092, 5760) as (ny, nx)."""
@@ -33,26 +45,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mic.add_argument("--type", default=None,
                      help="particle type (see `epick simulate list`) or fiber type; default ribosome / amyloid")
     mic.add_argument("--object", choices=("particle", "vesicle", "fiber"), default="particle")
-    mic.add_argument("--n", type=int, default=10, help="number of micrographs (default 10)")
+    mic.add_argument("--n", type=positive_int, default=10, help="number of micrographs (default 10)")
     mic.add_argument("--size", type=parse_size, default=(4096, 4096), help="N or WIDTHxHEIGHT px (default 4096)")
     mic.add_argument("--seed", type=int, default=0, help="first seed; micrograph i uses seed + i")
-    mic.add_argument("--n-particles", type=int, default=None, help="objects per micrograph (default: from --density)")
-    mic.add_argument("--density", type=float, default=None, help="fraction of the area covered by objects")
-    mic.add_argument("--pixel-size", type=float, default=None, help="A/px (default: automatic from the size)")
-    mic.add_argument("--snr", type=float, default=None, help="per-object SNR after the CTF (default: per object kind)")
+    mic.add_argument("--n-particles", type=nonnegative_int, default=None, help="objects per micrograph (default: from --density)")
+    mic.add_argument("--density", type=positive_float, default=None, help="fraction of the area covered by objects")
+    mic.add_argument("--pixel-size", type=positive_float, default=None, help="A/px (default: automatic from the size)")
+    mic.add_argument("--snr", type=positive_float, default=None, help="per-object SNR after the CTF (default: per object kind)")
     mic.add_argument("--physical", action="store_true", help="physical contrast at --dose instead of a target SNR")
-    mic.add_argument("--dose", type=float, default=40.0, help="electrons per A^2 (default 40)")
-    mic.add_argument("--defocus", type=float, default=None, help="defocus in um (default: 0.8-3 at random)")
+    mic.add_argument("--dose", type=positive_float, default=40.0, help="electrons per A^2 (default 40)")
+    mic.add_argument("--defocus", type=positive_float, default=None, help="defocus in um (default: 0.8-3 at random)")
     mic.add_argument("--mtf", action="store_true", help="apply a detector MTF")
     mic.add_argument("--clean", action="store_true", help="no carbon, ice blobs, junk or uneven background")
-    mic.add_argument("--persistence", type=float, default=None, help="fiber persistence length (nm)")
+    mic.add_argument("--persistence", type=positive_float, default=None, help="fiber persistence length (nm)")
     suite = sub.add_parser("suite", help="write a ready-made suite of datasets")
     suite.add_argument("name", choices=("continual10", "general"))
     suite.add_argument("out", type=Path)
     suite.add_argument("--size", type=parse_size, default=(1024, 1024), help="N or WIDTHxHEIGHT px (default 1024)")
     suite.add_argument("--seed", type=int, default=0)
-    suite.add_argument("--train", type=int, default=None, help="train micrographs per dataset")
-    suite.add_argument("--test", type=int, default=None, help="test micrographs per dataset")
+    suite.add_argument("--train", type=positive_int, default=None, help="train micrographs per dataset")
+    suite.add_argument("--test", type=positive_int, default=None, help="test micrographs per dataset")
     suite.add_argument("--only", nargs="*", default=None, help="only these dataset names")
     sub.add_parser("list", help="list particle and fiber types with their diameters")
 

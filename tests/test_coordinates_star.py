@@ -190,6 +190,21 @@ def test_helical_write_has_relion_prior_columns_and_round_trips(tmp_path):
     np.testing.assert_allclose(back.y, y)
 
 
+def test_helical_track_length_is_left_out_without_a_pixel_size(tmp_path):
+    # rlnHelicalTrackLengthAngst holds Angstrom: with no pixel size there is nothing honest to write
+    picks = Picks("fil", [100.0, 150.0, 200.0], [100.0, 100.0, 150.0], tube_id=[1, 1, 1])
+    path = write_picks(picks, tmp_path / "fil.star")
+    import starfile
+
+    df = starfile.read(path)
+    assert "rlnHelicalTrackLengthAngst" not in df.columns
+    assert list(df.columns) == ["rlnCoordinateX", "rlnCoordinateY", "rlnAutopickFigureOfMerit", "rlnHelicalTubeID",
+                                "rlnAngleTiltPrior", "rlnAnglePsiPrior", "rlnAnglePsiFlipRatio"]
+    np.testing.assert_allclose(df["rlnAnglePsiFlipRatio"], 0.5)
+    [back] = read_picks(path)
+    np.testing.assert_array_equal(back.tube_id, [1, 1, 1])
+
+
 def test_fiber_geometry_direction_and_length():
     picks = Picks("f", [0.0, 3.0, 3.0], [0.0, 4.0, 10.0], tube_id=[1, 1, 1])
     psi, track = fiber_geometry(picks)

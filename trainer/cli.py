@@ -9,7 +9,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from epick.runtime.cli_args import open_fraction, positive_float, positive_int
 from epick.runtime.errors import EpickError
+
+EXAMPLES = """
+epick train --mode joint --data mics/ coords/ betagal --diameter 108 -o betagal.epick
+epick train --mode continual --model betagal.epick --data mics2/ AutoPick/job006/ ribo -o both.epick
+epick train --mode finetune --model betagal.epick --data mics2/ ManualPick/job004/ --sparse -o bgal.epick
+"""
+WRITES = """
+OUTPUT (.epick: weights, exemplars, metadata), OUTPUT.ckpt (checkpoint for --resume, removed at the end)
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,22 +36,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--object", dest="object_type", choices=("particle", "vesicle", "fiber"), default="particle",
                         help="what to pick: particles (centres), vesicles (centre + radius, size head) or fibers "
                              "(points along each polyline, linked by line tracing when picking) (default: %(default)s)")
-    parser.add_argument("--diameter", type=float, action="append",
+    parser.add_argument("--diameter", type=positive_float, action="append",
                         help="object diameter in ORIGINAL micrograph pixels (one for all --data, or one per --data); "
                              "needed unless the coordinate files carry it")
     parser.add_argument("--sparse", action="store_true",
                         help="sparse annotation: pseudo-labels above 0.7, ignore unlabelled predictions in [0.5, 0.7]")
     parser.add_argument("--unlabelled-negatives", action="store_true",
                         help="train on micrographs without a coordinate file as negatives instead of stopping")
-    parser.add_argument("--epochs", type=int, default=120, help="passes over the training micrographs (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=4, help="crops per optimisation step (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: %(default)s)")
-    parser.add_argument("--lr-steps", type=int, nargs="*", help="epochs where lr drops 10x (default 70/120, 90/120 of --epochs)")
-    parser.add_argument("--crop", type=int, default=512, help="training crop, network pixels (multiple of 32) (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=1, help="random crops of each micrograph per epoch (default: %(default)s)")
-    parser.add_argument("--val-fraction", type=float, default=0.2, help="held-out micrographs for validation AP (default: %(default)s)")
-    parser.add_argument("--width", type=float, default=1.0, help="channel multiplier of a new network (0.25: narrow) (default: %(default)s)")
-    parser.add_argument("--target-width", type=int, default=1024, help="preprocessing width of a new model (px) (default: %(default)s)")
+    parser.add_argument("--epochs", type=positive_int, default=120, help="passes over the training micrographs (default: %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=4, help="crops per optimisation step (default: %(default)s)")
+    parser.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate (default: %(default)s)")
+    parser.add_argument("--lr-steps", type=positive_int, nargs="*", help="epochs where lr drops 10x (default 70/120, 90/120 of --epochs)")
+    parser.add_argument("--crop", type=positive_int, default=512, help="training crop, network pixels (multiple of 32) (default: %(default)s)")
+    parser.add_argument("--repeats", type=positive_int, default=1, help="random crops of each micrograph per epoch (default: %(default)s)")
+    parser.add_argument("--val-fraction", type=open_fraction, default=0.2, help="held-out micrographs for validation AP (default: %(default)s)")
+    parser.add_argument("--width", type=positive_float, default=1.0, help="channel multiplier of a new network (0.25: narrow) (default: %(default)s)")
+    parser.add_argument("--target-width", type=positive_int, default=1024, help="preprocessing width of a new model (px) (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when torch sees a GPU, else CPU), cpu or cuda[:N] (default: %(default)s)")
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model on a CPU) (default: %(default)s)")

@@ -14,10 +14,20 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+from ..cli_args import positive_float
 from ..errors import CoordinateError
 from ..picks import Picks
 
 MULTI_FILE_NAMES = {"topaz": "picks_topaz.txt", "cs": "particles.cs"}
+EXAMPLES = """
+epick convert picks/ --to box --out boxes/ --diameter 108
+epick convert AutoPick/job006/ --to cs --out cs/ --micrographs MotionCorr/job002/Movies/
+epick convert particles.cs --to star --out stars/
+"""
+WRITES = """
+OUT/KEY_autopick.star, OUT/KEY.box or OUT/KEY.csv   one file per micrograph (--to star, box, csv)
+OUT/picks_topaz.txt or OUT/particles.cs            one file for all micrographs (--to topaz, cs)
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="coordinate files or folders of them (.star .box .csv .txt .cs .thi)")
     parser.add_argument("--to", required=True, choices=WRITE_FORMATS, help="output format")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
-    parser.add_argument("--diameter", type=float, default=None, metavar="PX",
+    parser.add_argument("--diameter", type=positive_float, default=None, metavar="PX",
                         help="particle box size in original pixels (needed for .box unless the input carries it)")
     parser.add_argument("--micrographs", type=Path, default=None, metavar="DIR",
                         help="folder of the micrographs: their sizes are read for .cs output, and their "

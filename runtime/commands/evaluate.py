@@ -11,12 +11,20 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import EpickError
+from ..cli_args import positive_float
 from ..picks import Picks
 
 # RELION's job-level index lists the per-micrograph files beside it: reading both would give every
 # micrograph twice, so inside a folder the index is skipped (name it explicitly to read through it)
 INDEX_NAMES = ("autopick.star",)
+EXAMPLES = """
+epick eval --picks picks/ --truth truth/ --diameter 108 --json metrics.json
+epick eval --picks AutoPick/job006/ --truth ManualPick/job004/ --radius 30
+epick eval --picks picks/particles.cs --truth truth/ --quiet
+"""
+WRITES = """
+the table on stdout; --json OUT: the metrics (precision recall f1 ap ar, per micrograph)
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,10 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="coordinate files, or folders of them, to evaluate")
     parser.add_argument("--truth", nargs="+", required=True, metavar="DIR_OR_FILE",
                         help="ground-truth coordinate files, or folders of them")
-    parser.add_argument("--diameter", type=float, default=None, metavar="PX",
+    parser.add_argument("--diameter", type=positive_float, default=None, metavar="PX",
                         help="particle box size in original pixels for the IoU >= 0.5 match "
                              "(default: the diameter written in the truth files)")
-    parser.add_argument("--radius", type=float, default=None, metavar="PX",
+    parser.add_argument("--radius", type=positive_float, default=None, metavar="PX",
                         help="match by centre distance <= PX instead of box IoU")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT",
                         help="write the metrics (top level: precision recall f1 ap ar) to this JSON file")
@@ -98,10 +106,6 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluate import evaluate
     from ..io.atomic import atomic_write
 
-    for name in ("diameter", "radius"):
-        value = getattr(args, name)
-        if value is not None and not value > 0:
-            raise EpickError(f"--{name} must be a positive number of pixels (got {value:g})")
     truth = read_all(coordinate_files(args.truth), diameter=args.diameter)
     picks = read_all(coordinate_files(args.picks), diameter=args.diameter)
     result = evaluate(picks, truth, args.diameter, radius=args.radius, progress=len(truth) > 50)

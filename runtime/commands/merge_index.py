@@ -13,6 +13,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+EXAMPLES = """
+epick merge-index picks/
+epick merge-index /scratch/run42/picks
+"""
+WRITES = """
+OUT/autopick.star, OUT/failures.txt + failures.json, OUT/pick_summary.json (as one `epick pick` run)
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `epick merge-index`."""

@@ -24,11 +24,24 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from ..cli_args import fraction, nonnegative_int, positive_float, positive_int
 from ..errors import CoordinateError, EpickError
 from ..io.atomic import atomic_write
 from ..io.star import star_string
 from ..write_problems import (OutputFolderError, check_output_folder, describe_write_error, is_run_level,
                               output_folder_error, remove_outputs, same_stem_error, same_stem_groups)
+
+EXAMPLES = """
+epick pick micrographs/ --model model.onnx --out picks/ --format star,box --preview 4
+epick pick CtfFind/job003/micrographs_ctf.star --model model.onnx --out picks/ --format star,cs
+epick pick --watch /data/session/Micrographs --model model.onnx --out picks/ --idle-exit 600
+"""
+WRITES = """
+OUT/NAME_autopick.star, NAME.box, NAME.csv, NAME.cs   per micrograph (--format star,box,csv,cs)
+OUT/autopick.star        RELION's job-level list of micrographs and their coordinate files (star)
+OUT/picks.star, picks_topaz.txt, particles.cs   one table for the whole run (--format jobstar,topaz,jobcs)
+OUT/failures.txt, failures.json, pick_summary.json, preview/NAME.png, watch_state.json (--watch)
+"""
 
 FORMATS = ("star", "box", "cs", "csv")
 _FILE_OF_FORMAT = {"star": "{stem}_autopick.star", "box": "{stem}.box", "cs": "{stem}.cs", "csv": "{stem}.csv"}
@@ -42,21 +55,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="exported model: .onnx, .engine, .pt2 or a .epick model file")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--format", default="star", help="comma-separated: star,box,cs,csv (default: star)")
-    parser.add_argument("--threshold", type=float, help="score threshold in [0, 1] (default: the model's, else 0.3)")
-    parser.add_argument("--batch", type=int, default=4, help="micrographs per inference call (default 4)")
+    parser.add_argument("--threshold", type=fraction, help="score threshold in [0, 1] (default: the model's, else 0.3)")
+    parser.add_argument("--batch", type=positive_int, default=4, help="micrographs per inference call (default 4)")
     parser.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend (default auto)")
     parser.add_argument("--object", choices=("particle", "vesicle", "fiber"),
                         help="refuse a model trained for another object type")
-    parser.add_argument("--diameter", type=float, help="box size in original pixels (default: the model's)")
-    parser.add_argument("--min-distance", type=float, help="minimum distance between picks, original pixels")
-    parser.add_argument("--top-k", type=int, default=2000, help="most picks per micrograph (default 2000)")
+    parser.add_argument("--diameter", type=positive_float,
+                        help="particle diameter in original pixels, also the box size written to .box (default: the model's)")
+    parser.add_argument("--min-distance", type=positive_float, help="minimum distance between picks, original pixels")
+    parser.add_argument("--top-k", type=positive_int, default=2000, help="most picks per micrograph (default 2000)")
     parser.add_argument("--skip-existing", action="store_true", help="skip micrographs whose outputs exist (resume)")
-    parser.add_argument("--preview", type=int, default=0, metavar="N", help="write PNGs with picks for the first N")
-    parser.add_argument("--readers", type=int, default=2, help="reader threads decoding files (default 2)")
-    parser.add_argument("--threads", type=int, help="CPU threads of ONNX Runtime (default: all)")
+    parser.add_argument("--preview", type=nonnegative_int, default=0, metavar="N", help="write PNGs with picks for the first N")
+    parser.add_argument("--readers", type=positive_int, default=2, help="reader threads decoding files (default 2)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads of ONNX Runtime (default: all)")
     parser.add_argument("--watch", type=Path, metavar="DIR", help="pick micrographs arriving in DIR until stopped")
-    parser.add_argument("--poll", type=float, default=2.0, help="--watch: seconds between folder scans (default 2)")
-    parser.add_argument("--idle-exit", type=float, metavar="S", help="--watch: stop after S seconds without new files")
+    parser.add_argument("--poll", type=positive_float, default=2.0, help="--watch: seconds between folder scans (default 2)")
+    parser.add_argument("--idle-exit", type=positive_float, metavar="S", help="--watch: stop after S seconds without new files")
     parser.add_argument("--shard", metavar="I/N",
                         help="pick only shard I (0-based) of N: a job-array task; the split hashes file names "
                              "(see epick.runtime.distributed.shard); then run `epick merge-index OUT`")

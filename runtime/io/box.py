@@ -8,7 +8,10 @@ documentation calls the corner "lower left" because EMAN displays row 0 at the b
 are the same. So:
 
     reading:  centre = corner + size / 2      (the original EPicker read corners as centres: wrong)
-    writing:  corner = centre - size / 2      (needs the box size: Picks.diameter or ``diameter=``)
+    writing:  corner = round(centre - size / 2), size = round(size): INTEGERS, as EMAN, crYOLO and
+              e2helixboxer write them (Topaz's reader raises on decimals and RELION reads the
+              columns with integer conversion, which truncated up to 1.8 px). Written then read,
+              a centre moves by at most 0.5 px (corner and centre use the same rounded size).
 
 Helical tubes (EMAN2 e2helixboxer / crYOLO filament output, as RELION's
 convertEmanHelicalTubeCoordsToMetaDataTable reads them): two lines per straight tube,
@@ -29,7 +32,7 @@ import numpy as np
 
 from ..errors import CoordinateError
 from ..picks import Picks, micrograph_key
-from ._tables import group_indices, number_text
+from ._tables import group_indices
 from .atomic import atomic_write
 
 HELIX_START, HELIX_END = -1, -2
@@ -104,21 +107,25 @@ def box_size_for(picks: Picks, diameter: float | None, path: Path) -> float | No
     return None if size is None else float(size)
 
 
+def _corner(centre: float, size: int) -> str:
+    """The integer box corner for a centre and an integer box size (pixels)."""
+    return str(int(np.floor(centre - size / 2.0 + 0.5)))
+
+
 def box_text(picks: Picks, size: float | None) -> str:
-    """The text of a .box file: one corner box per object, or start/end pairs for fibers."""
+    """The text of a .box file: one integer corner box per object, or start/end pairs for fibers."""
     lines = []
     if picks.tube_id is not None:
-        half, w = size / 2.0, number_text(size)
+        w = max(1, int(round(size)))
         for _, idx in group_indices(picks.tube_id):
             for a, b in zip(idx[:-1], idx[1:]):
                 for k, tag in ((a, HELIX_START), (b, HELIX_END)):
-                    lines.append("\t".join([number_text(picks.x[k] - half), number_text(picks.y[k] - half),
-                                            w, w, str(tag)]))
+                    lines.append("\t".join([_corner(picks.x[k], w), _corner(picks.y[k], w), str(w), str(w), str(tag)]))
         return "\n".join(lines) + ("\n" if lines else "")
     sizes = 2.0 * picks.radius if picks.radius is not None else np.full(len(picks), size)
     for x, y, s in zip(picks.x, picks.y, sizes):
-        w = number_text(s)
-        lines.append("\t".join([number_text(x - s / 2.0), number_text(y - s / 2.0), w, w]))
+        w = max(1, int(round(s)))
+        lines.append("\t".join([_corner(x, w), _corner(y, w), str(w), str(w)]))
     return "\n".join(lines) + ("\n" if lines else "")
 
 

@@ -17,6 +17,7 @@ allocated.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import stat
 import warnings
@@ -38,6 +39,7 @@ MICROGRAPH_SUFFIXES = MRC_SUFFIXES + TIFF_SUFFIXES + PNG_SUFFIXES + JPEG_SUFFIXE
 _KIND_OF_SUFFIX = {**{s: "mrc" for s in MRC_SUFFIXES}, **{s: "tiff" for s in TIFF_SUFFIXES},
                    **{s: "png" for s in PNG_SUFFIXES}, **{s: "jpeg" for s in JPEG_SUFFIXES}}
 _SUFFIX_OF_KIND = {"mrc": ".mrc", "tiff": ".tif", "png": ".png", "jpeg": ".jpg"}
+log = logging.getLogger("epick.runtime")
 _MRC_HEADER_BYTES = 1024
 # MRC modes epick reads -> bytes per pixel (0 int8, 1 int16, 2 float32, 6 uint16, 12 float16).
 _MRC_MODE_BYTES = {0: 1, 1: 2, 2: 4, 6: 2, 12: 2}
@@ -277,13 +279,62 @@ def _rgb_to_grey(rgb: np.ndarray) -> np.ndarray:
     return rgb[..., 0] * np.float32(0.299) + rgb[..., 1] * np.float32(0.587) + rgb[..., 2] * np.float32(0.114)
 
 
-def _read_tiff(path: Path) -> tuple[np.ndarray, int]:
-    """Pixels (float32 2-D, pages averaged) and number of frames of a TIFF file."""
+# TIFF ResolutionUnit -> Angstrom per unit (2 inch, 3 centimetre); ImageJ's 'unit' names
+_TIFF_UNIT_A = {2: 2.54e8, 3: 1e8}
+_IMAGEJ_UNIT_A = {"micron": 1e4, "um": 1e4, "\u00b5m": 1e4, "nm": 10.0, "nanometer": 10.0,
+                  "a": 1.0, "angstrom": 1.0, "\u00c5": 1.0}
+_PLAUSIBLE_PIXEL_A = (0.05, 100.0)   # outside: a writer's default resolution (72 dpi), not a pixel size
+
+
+def _tiff_pixel_size(tif) -> float | None:
+    """Pixel size in A/px from the first page's XResolution (pixels per unit) and its unit
+    (TIFF ResolutionUnit inch/cm, or ImageJ's 'unit'); None when absent or implausible."""
+    page = tif.pages[0]
+    tag = page.tags.get("XResolution")
+    if tag is None:
+        return None
+    num, den = tag.value if isinstance(tag.value, tuple) else (tag.value, 1)
+    if not num or not den:
+        return None
+    per_unit = num / den
+    unit_a = None
+    imagej = tif.imagej_metadata or {}
+    if isinstance(imagej.get("unit"), str):
+        unit_a = _IMAGEJ_UNIT_A.get(imagej["unit"].strip().lower())
+    if unit_a is None:
+        unit = page.tags.get("ResolutionUnit")
+        unit_a = _TIFF_UNIT_A.get(int(unit.value) if unit is not None else 2)
+    if unit_a is None:
+        return None
+    pixel = unit_a / per_unit
+    lo, hi = _PLAUSIBLE_PIXEL_A
+    return float(f"{pixel:.6g}") if lo <= pixel <= hi else None
+
+
+def _tiff_codec_problem(tif) -> str | None:
+    """'compressed with LZW, which needs imagecodecs' when the page codec's package is missing."""
+    compression = tif.pages[0].compression
+    if int(compression) == 1:   # none
+        return None
+    try:
+        import imagecodecs  # noqa: F401
+    except ImportError:
+        name = getattr(compression, "name", str(compression))
+        return f"is compressed with {name}, whose decoder (the imagecodecs package) is not installed"
+    return None
+
+
+def _read_tiff(path: Path) -> tuple[np.ndarray, int, float | None]:
+    """Pixels (float32 2-D, pages averaged), number of frames and pixel size (A/px) of a TIFF file."""
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
             series = _first_series(tif, path)
+            problem = _tiff_codec_problem(tif)
+            if problem:
+                raise MicrographError(path, problem, "pip install imagecodecs")
+            pixel_size = _tiff_pixel_size(tif)
             axes = series.axes
             _check_tiff_series(path, series)
             problem = _tiff_extent_problem(tif, tif.filehandle.size)
@@ -307,9 +358,9 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, int]:
         data = _rgb_to_grey(data)
     data = np.squeeze(data)
     if data.ndim == 2:
-        return np.asarray(data, dtype=np.float32), 1
+        return np.asarray(data, dtype=np.float32), 1, pixel_size
     if data.ndim == 3:
-        return _frames_to_image(data), int(data.shape[0])
+        return _frames_to_image(data), int(data.shape[0]), pixel_size
     raise MicrographError(path, f"holds a TIFF series of shape {data.shape} (axes {axes})",
                           "give one image or one stack of frames")
 
@@ -436,7 +487,7 @@ def read_micrograph(path: str | Path) -> Micrograph:
     if kind == "mrc":
         data, pixel_size, n_frames = _read_mrc(path)
     elif kind == "tiff":
-        data, n_frames = _read_tiff(path)
+        data, n_frames, pixel_size = _read_tiff(path)
     else:
         data, n_frames = _read_pillow(path, kind), 1
     if data.size == 0:
@@ -444,6 +495,9 @@ def read_micrograph(path: str | Path) -> Micrograph:
     if not data.flags.writeable or not data.flags.c_contiguous:
         data = np.array(data, dtype=np.float32, order="C")
     n_bad = replace_nonfinite(data)
+    if n_frames > 1:
+        log.warning("%s: %d frames averaged into one image without alignment (a movie? pick the "
+                    "motion-corrected micrograph)", path, n_frames)
     return Micrograph(data=data, pixel_size=pixel_size, path=path, n_frames=n_frames, n_nonfinite=n_bad)
 
 

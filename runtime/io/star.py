@@ -21,8 +21,9 @@ helical segments, see RELION src/autopicker.cpp and src/helix.cpp)::
 
     _rlnCoordinateX _rlnCoordinateY _rlnAutopickFigureOfMerit _rlnHelicalTubeID (1-based)
     _rlnAngleTiltPrior (90) _rlnAnglePsiPrior (-atan2(dy, dx) in degrees along the tube)
-    _rlnHelicalTrackLengthAngst (distance along the tube from its first point; pixels x pixel
-    size, or pixels when the pixel size is unknown) _rlnAnglePsiFlipRatio (0.5: polarity unknown)
+    _rlnHelicalTrackLengthAngst (distance along the tube from its first point in Angstrom = pixels
+    x pixel size; the column is left out when the pixel size is unknown, never pixels under an
+    Angstrom label) _rlnAnglePsiFlipRatio (0.5: polarity unknown)
 
 Reading accepts: comment lines anywhere (``# diameter_px D`` sets the diameter), files with or
 without the optional columns, RELION 3.1+ files with ``data_optics`` + ``data_particles``
@@ -179,13 +180,14 @@ def star_text(picks: Picks, *, diameter: float | None = None) -> str:
         lines.append(f"# pixel_size_A {float(picks.pixel_size)!r}")
     lines += ["", "data_", "", "loop_"]
     if picks.tube_id is not None:
-        labels = ["rlnCoordinateX", "rlnCoordinateY", "rlnAutopickFigureOfMerit", "rlnHelicalTubeID",
-                  "rlnAngleTiltPrior", "rlnAnglePsiPrior", "rlnHelicalTrackLengthAngst",
-                  "rlnAnglePsiFlipRatio"]
         psi, track_px = fiber_geometry(picks)
-        track = track_px * (picks.pixel_size or 1.0)
-        rows = [f"{_fmt(x)} {_fmt(y)} {_fmt(s)} {t:12d} {_fmt(90.0)} {_fmt(-p)} {_fmt(L)} "
-                f"{_fmt(BIMODAL_PSI_FLIP_RATIO)}"
+        has_track = picks.pixel_size is not None and picks.pixel_size > 0
+        labels = ["rlnCoordinateX", "rlnCoordinateY", "rlnAutopickFigureOfMerit", "rlnHelicalTubeID",
+                  "rlnAngleTiltPrior", "rlnAnglePsiPrior"] + (["rlnHelicalTrackLengthAngst"] if has_track else []) \
+            + ["rlnAnglePsiFlipRatio"]
+        track = track_px * (picks.pixel_size if has_track else 0.0)
+        rows = [f"{_fmt(x)} {_fmt(y)} {_fmt(s)} {t:12d} {_fmt(90.0)} {_fmt(-p)} "
+                + (f"{_fmt(L)} " if has_track else "") + _fmt(BIMODAL_PSI_FLIP_RATIO)
                 for x, y, s, t, p, L in zip(picks.x, picks.y, scores, picks.tube_id, psi, track)]
     else:
         labels = ["rlnCoordinateX", "rlnCoordinateY", "rlnClassNumber", "rlnAutopickFigureOfMerit",
