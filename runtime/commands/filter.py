@@ -13,13 +13,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..cli_args import fraction, positive_float
+
+EXAMPLES = """
+epick filter picks/ --threshold 0.42 --out picks_t0.42/
+epick filter AutoPick/job006/ --threshold 0.5 --out picks_t0.5/ --diameter 108
+"""
+WRITES = """
+OUT/<each coordinate file of PICKS_DIR, same name and format>, OUT/autopick.star, OUT/epick_filter.json
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `epick filter`."""
     parser.add_argument("picks", type=Path, metavar="PICKS_DIR", help="output folder of `epick pick`")
-    parser.add_argument("--threshold", type=float, required=True, help="keep picks with score >= this, in [0, 1]")
+    parser.add_argument("--threshold", type=fraction, required=True, help="keep picks with score >= this, in [0, 1]")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="new folder for the filtered copy")
-    parser.add_argument("--diameter", type=float, metavar="PX",
+    parser.add_argument("--diameter", type=positive_float, metavar="PX",
                         help="box size in original pixels, for .box files when the picks do not carry it")
 
 

@@ -16,7 +16,16 @@ import sys
 import threading
 from pathlib import Path
 
+from ..cli_args import nonnegative_int, positive_float
+
 DEFAULT_PORT = 8765
+EXAMPLES = """
+epick view picks/ --micrographs Micrographs/
+epick view picks/ --micrographs Micrographs/ --truth truth/ --port 8800 --open
+"""
+WRITES = """
+nothing until "Apply": then a filtered copy of the picks in a new folder (as `epick filter`)
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,10 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--micrographs", type=Path, metavar="DIR",
                         help="folder of the micrographs (default: the paths in autopick.star or in the picks)")
     parser.add_argument("--truth", type=Path, metavar="DIR", help="ground-truth coordinates: TP/FP/missed and precision/recall")
-    parser.add_argument("--diameter", type=float, metavar="PX", help="particle diameter in original pixels (default: the picks')")
-    parser.add_argument("--match-radius", type=float, metavar="PX",
+    parser.add_argument("--diameter", type=positive_float, metavar="PX", help="particle diameter in original pixels (default: the picks')")
+    parser.add_argument("--match-radius", type=positive_float, metavar="PX",
                         help="vesicles/fibers: centre distance that matches a pick with the truth (default: half the radius/diameter)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free port)")
+    parser.add_argument("--port", type=nonnegative_int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free port)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every network)")
     parser.add_argument("--open", action="store_true", help="open the page in the default web browser")
