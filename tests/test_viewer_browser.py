@@ -86,3 +86,26 @@ def test_slider_changes_the_drawn_count_and_apply_writes_at_that_threshold(page,
         assert len(written) == expected and np.all(written.scores >= t - 1e-9)
         # with the truth, the overlay says how many were missed
         assert "missed" in page.text_content("#counts")
+
+
+def test_live_page_shows_the_latest_micrographs_and_failures(page, job):
+    from epick.runtime.io.micrograph import read_micrograph
+    from epick.runtime.picker import PickResult
+    from epick.runtime.preprocess import preprocess
+    from epick.runtime.viewer.live import LiveState
+
+    sim, picks = job
+    live = LiveState(sim, picks, diameter=30)
+    for key in ("mic_000", "mic_001"):
+        image, transform = preprocess(read_micrograph(sim / f"{key}.mrc").data)
+        found = read_picks(picks / f"{key}_autopick.star")[0]
+        live.record(PickResult(source=sim / f"{key}.mrc", name=f"{key}.mrc", picks=found, image=image,
+                               transform=transform))
+    live.record(PickResult(source=sim / "x.mrc", name="x.mrc", error="truncated MRC (12 of 640 rows)"))
+    with Server(live.app(), "127.0.0.1", 0) as server:
+        page.goto(server.url)
+        page.wait_for_selector("body[data-picked='2']", timeout=20_000)
+        page.wait_for_function("[...document.querySelectorAll('#thumbs img')].every((i) => i.complete && i.naturalWidth > 0)")
+        counts = [int(x) for x in page.eval_on_selector_all("#thumbs [data-picks]", "els => els.map(e => e.dataset.picks)")]
+        assert counts == [len(read_picks(picks / f"{k}_autopick.star")[0]) for k in ("mic_001", "mic_000")]
+        assert "truncated MRC" in page.text_content("#failures") and page.text_content("#c-failed") == "1"

@@ -71,6 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--watch", type=Path, metavar="DIR", help="pick micrographs arriving in DIR until stopped")
     parser.add_argument("--poll", type=positive_float, default=2.0, help="--watch: seconds between folder scans (default 2)")
     parser.add_argument("--idle-exit", type=positive_float, metavar="S", help="--watch: stop after S seconds without new files")
+    parser.add_argument("--dashboard", type=nonnegative_int, nargs="?", const=8766, metavar="PORT",
+                        help="--watch: serve a live page (latest micrographs with picks, rate, failures, how far "
+                             "behind) on http://127.0.0.1:PORT/ (default port 8766; 0: any free port)")
+    parser.add_argument("--dashboard-host", default="127.0.0.1",
+                        help="--dashboard: address to listen on (default 127.0.0.1; 0.0.0.0 for other machines)")
     parser.add_argument("--shard", metavar="I/N",
                         help="pick only shard I (0-based) of N: a job-array task; the split hashes file names "
                              "(see epick.runtime.distributed.shard); then run `epick merge-index OUT`")
@@ -283,6 +288,8 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     formats = parse_formats(args.format)
     if not args.micrographs and args.watch is None:
         raise EpickError("no micrographs given (pass files/folders, or --watch DIR)")
+    if args.dashboard is not None and args.watch is None:
+        raise EpickError("--dashboard shows a --watch run; add --watch DIR (or look at finished picks with `epick view`)")
     shard = _check_scale_options(args)
     logging.basicConfig(level=logging.WARNING, format="epick pick: %(message)s")
     picker = open_picker(args.model, picker_options(args))
@@ -426,19 +433,26 @@ def _watch(args, picker, outputs: PickOutputs, stop: threading.Event) -> None:
             except Exception as exc:   # e.g. a full disk: keep picking, try again at the next flush
                 logging.getLogger("epick.runtime").warning("cannot write the watch state or index yet (%s)", exc)
 
+    from ..viewer.live import start_dashboard
+
+    live, dashboard = start_dashboard(args, state, picker)   # (None, None) without --dashboard
     flusher = threading.Thread(target=flush_periodically, name="epick-watch-flush", daemon=True)
     flusher.start()
     try:
         with _progress(None, args.quiet) as bar:
-            for result in picker.pick_many(paths, stop=stop, keep_images=args.preview):
+            for result in picker.pick_many(paths, stop=stop, keep_images=args.preview if live is None else sys.maxsize):
                 with lock:
                     picked = outputs.write(result)
                     state.mark(result.name, "picked" if picked else "failed",
                                picks=len(result.picks) if picked else None)
                 if not picked:
                     print(f"epick pick: {result.name}: {outputs.failures.get(result.name)}", file=sys.stderr)
+                if live is not None:
+                    live.record(result, outputs.failures.get(result.name) if not picked else None)
                 bar.update(1)
     finally:
+        if dashboard is not None:
+            dashboard.stop()
         done.set()
         flusher.join()
         with contextlib.suppress(OSError):   # else a restart finds the outputs and marks them picked
