@@ -185,8 +185,8 @@ class PickJob:
         """
         from .io.coordinates import detect_format, read_picks, write_picks
 
-        if not 0.0 <= float(threshold) <= 1.0:
-            raise EpickError(f"threshold must lie in [0, 1], got {threshold}")
+        if not 0.0 < float(threshold) <= 1.0:     # as `epick filter --threshold` (0 would keep everything)
+            raise EpickError(f"threshold must lie in (0, 1], got {threshold}")
         if not self.has_scores:
             raise CoordinateError(self.folder, "holds picks without scores, so a threshold cannot select among them",
                                   "filter the STAR/.cs/.csv output of `epick pick`, which carries scores")

@@ -34,7 +34,7 @@ from ..write_problems import (OutputFolderError, check_output_folder, describe_w
 EXAMPLES = """
 epick pick micrographs/ --model model.onnx --out picks/ --format star,box --preview 4
 epick pick CtfFind/job003/micrographs_ctf.star --model model.onnx --out picks/ --format star,cs
-epick pick --watch /data/session/Micrographs --model model.onnx --out picks/ --idle-exit 600
+epick pick --watch /data/session/Micrographs --model model.onnx --out picks/ --idle-exit 600 --dashboard
 """
 WRITES = """
 OUT/NAME_autopick.star, NAME.box, NAME.csv, NAME.cs   per micrograph (--format star,box,csv,cs)

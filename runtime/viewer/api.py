@@ -222,8 +222,8 @@ class ViewerApi:
         from ..commands.filter import command_line
 
         threshold = float(threshold)
-        if not 0.0 <= threshold <= 1.0:
-            raise EpickError(f"threshold must lie in [0, 1], got {threshold}")
+        if not 0.0 < threshold <= 1.0:            # as `epick filter --threshold`
+            raise EpickError(f"threshold must lie in (0, 1], got {threshold}")
         if not out:
             folder = self.job.folder.resolve()
             out = folder.parent / f"{folder.name}_t{threshold:.2f}"
