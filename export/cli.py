@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="model file (.epick) written by `epick train`")
     parser.add_argument("--onnx", type=Path, metavar="OUT.onnx", help="write an ONNX file (opset >= 17)")
     parser.add_argument("--tensorrt", type=Path, metavar="OUT.engine",
-                        help="build a TensorRT 10 engine (+ OUT.engine.json); needs tensorrt and a GPU")
+                        help="build a TensorRT 10/11 engine (+ OUT.engine.json); needs tensorrt and a GPU")
     parser.add_argument("--torch-gpu", type=Path, metavar="OUT.pt2",
                         help="write an AOTInductor package (+ OUT.pt2.json); needs torch with CUDA")
     precision = parser.add_mutually_exclusive_group()
@@ -66,18 +66,28 @@ def _verify_batches(args, meta: dict) -> tuple[list, list[float]]:
     return batches, scales
 
 
-def _export_onnx(args, graph, meta: dict, out: Path, opset: int) -> Path:
-    """Write the ONNX file and (unless --no-verify) check it against torch."""
+def _export_onnx(args, graph, meta: dict, out: Path, opset: int, reference=None) -> Path:
+    """Write the ONNX file and (unless --no-verify) check it against torch: FP32 against ``graph``
+    itself (logits and identical picks); a reduced-precision ``graph`` against the FP32
+    ``reference`` (the same picks within epick.export.parity.PickTolerance)."""
     from .onnx_export import export_onnx
     from .parity import compare, onnx_runner, torch_runner
 
     export_onnx(graph, out, meta, opset=opset, simplify=not args.no_simplify)
-    if not args.no_verify:
+    if not args.no_verify and reference is None:
         report = compare(torch_runner(graph), onnx_runner(out), _verify_batches(args, meta)[0])
         print(f"ONNX parity: {report.summary()}")
         if not report.ok(ONNX_HEATMAP_TOL):
             raise ModelFileError(out, f"ONNX Runtime disagrees with torch ({report.summary()}; "
                                  f"{'; '.join(report.details)})", "report this with the model file")
+    elif not args.no_verify:
+        batches, scales = _verify_batches(args, meta)
+        report = compare(torch_runner(reference), onnx_runner(out), batches, scales=scales)
+        print(f"FP16 ONNX parity (ONNX Runtime CPU vs FP32 torch): {report.picks_summary()}")
+        if not report.picks_ok():
+            raise ModelFileError(out, "the FP16 ONNX file does not give the FP32 network's picks "
+                                 f"({'; '.join(report.tolerance_details) or 'no reference picks'})",
+                                 "use --fp32, or report this with the model file")
     print(f"wrote {out}")
     return out
 
@@ -112,15 +122,28 @@ def _export_torch_gpu(args, graph, meta: dict) -> Path:
     return out
 
 
-def _export_tensorrt(args, onnx_path: Path) -> Path:
-    """Build (or reuse, when current) the TensorRT engine from the ONNX file."""
-    from .tensorrt_build import build_engine, ensure_engine
+def _export_tensorrt(args, graph, meta: dict, opset: int) -> Path:
+    """Build the TensorRT engine (unless current and no --rebuild) from an ONNX file of the asked
+    precision: the network is strongly typed, so --fp16 builds from an FP16 ONNX file (half weights,
+    float32 input and outputs) exported here; --fp32 from the --onnx file or a fresh FP32 one."""
+    from .tensorrt_build import build_engine, engine_is_current
+    from .torch_gpu import contract_graph_for
 
+    out = Path(args.tensorrt)
+    reasons = engine_is_current(out, model_hash=meta["model_hash"], fp16=args.fp16)
+    if not reasons and not args.rebuild:
+        print(f"TensorRT engine {out} is current (use --rebuild to build it again)")
+        return out
+    if not args.rebuild:
+        log.info("building %s: %s", out, "; ".join(reasons))
     kw = dict(fp16=args.fp16, workspace_bytes=int(args.workspace_gb * (1 << 30)), timing_cache=args.timing_cache)
-    if args.rebuild:
-        out = build_engine(onnx_path, args.tensorrt, **kw)
-    else:
-        out = ensure_engine(onnx_path, args.tensorrt, rebuild=True, **kw)
+    with tempfile.TemporaryDirectory(prefix="epick-trt-") as tmp:
+        if args.fp16:
+            half = contract_graph_for(graph.network, "cpu", fp16=True)
+            onnx_path = _export_onnx(args, half, meta, Path(tmp) / f"{out.stem}.fp16.onnx", opset, reference=graph)
+        else:
+            onnx_path = args.onnx or _export_onnx(args, graph, meta, Path(tmp) / f"{out.stem}.onnx", opset)
+        build_engine(onnx_path, out, **kw)
     print(f"TensorRT engine: {out} (+ {out.name}.json)")
     return out
 
@@ -145,11 +168,7 @@ def run(args: argparse.Namespace) -> int:
     if args.onnx:
         _export_onnx(args, graph, meta, args.onnx, opset)
     if args.tensorrt:
-        if args.onnx:
-            _export_tensorrt(args, args.onnx)
-        else:
-            with tempfile.TemporaryDirectory(prefix="epick-trt-") as tmp:
-                _export_tensorrt(args, _export_onnx(args, graph, meta, Path(tmp) / "model.onnx", opset))
+        _export_tensorrt(args, graph, meta, opset)
     if args.torch_gpu:
         _export_torch_gpu(args, graph, meta)
     return 0

@@ -1,7 +1,15 @@
-"""Build a TensorRT 10 engine from the exported ONNX file (FP16, optimisation profiles, timing cache).
+"""Build a TensorRT engine from the exported ONNX file (optimisation profiles, timing cache).
 
-Written against the public TensorRT 10 Python API (``import tensorrt``); TensorRT cannot be installed
-on the development machines, so everything that needs it imports it inside the function.
+Written against the public Python API shared by TensorRT 10 and 11 (``import tensorrt``; other majors
+are refused); TensorRT cannot be installed on the development machines, so everything that needs it
+imports it inside the function, and tests/_tensorrt_standin.py implements exactly the calls used here.
+
+Precision: the network is STRONGLY TYPED (``NetworkDefinitionCreationFlag.STRONGLY_TYPED``: required
+for typed precision on 10.x, accepted and always on in 11.x), so the engine computes in the types of
+the ONNX file. An FP16 engine is built from an FP16 ONNX file (half weights, float32 ``image`` input
+and outputs, casts inside: ``epick export --tensorrt --fp16`` writes one); the weakly typed
+``BuilderFlag.FP16`` and ``Builder.platform_has_fast_fp16``, deprecated in 10.x and removed in 11,
+are not used.
 
 Profiles: one per common micrograph shape after preprocessing to width 1024 (4096x4096,
 5760x4092, 4092x5760, 3838x3710, padded up to multiples of 32), each for batch 1..32, plus a
@@ -21,6 +29,8 @@ from typing import Any
 
 from epick.runtime.errors import ModelFileError
 from epick.runtime.io.atomic import atomic_write
+
+from epick.runtime.backends.tensorrt import check_tensorrt_version
 
 from .artifact_metadata import engine_mismatches, read_onnx_metadata, read_sidecar, sidecar_path
 
@@ -106,15 +116,23 @@ def gpu_facts(device: int = 0) -> dict[str, str]:
 
 
 def import_tensorrt():
-    """The ``tensorrt`` module (10.x), or ModelFileError saying how to get it."""
+    """The ``tensorrt`` module (10.x or 11.x), or ModelFileError saying how to get it."""
     try:
         import tensorrt as trt
     except ImportError as exc:
         raise ModelFileError("tensorrt", "TensorRT's Python package is not installed",
-                             "pip install tensorrt (10.x) on the GPU machine, or use --onnx / --torch-gpu") from exc
-    if int(trt.__version__.split(".")[0]) < 10:
-        raise ModelFileError("tensorrt", f"TensorRT {trt.__version__} is too old", "install TensorRT 10 or newer")
+                             "pip install 'tensorrt>=10,<12' on the GPU machine, or use --onnx / --torch-gpu") from exc
+    check_tensorrt_version(trt.__version__)
     return trt
+
+
+def onnx_is_fp16(onnx_path: str | Path) -> bool:
+    """True when the ONNX file's floating-point weights are half precision (an FP16 network)."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    kinds = {init.data_type for init in model.graph.initializer}
+    return onnx.TensorProto.FLOAT16 in kinds and onnx.TensorProto.FLOAT not in kinds
 
 
 def _load_timing_cache(config, path: Path | None):
@@ -129,8 +147,10 @@ def _load_timing_cache(config, path: Path | None):
 
 
 def _parse_onnx(trt, builder, logger, onnx_path: Path):
-    """A TensorRT network definition parsed from ``onnx_path`` (errors listed in ModelFileError)."""
-    network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
+    """A strongly typed TensorRT network definition parsed from ``onnx_path`` (errors listed in
+    ModelFileError). Explicit batch is the only mode in 10 and 11; strong typing is opt-in in 10
+    and always on in 11 (the flag is accepted there)."""
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -139,13 +159,24 @@ def _parse_onnx(trt, builder, logger, onnx_path: Path):
     return network, parser
 
 
-def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp16: bool = True,
+def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp16: bool | None = None,
                  profiles: list[ShapeProfile] | None = None, workspace_bytes: int = DEFAULT_WORKSPACE,
                  timing_cache: str | Path | None = None, device: int = 0) -> Path:
-    """Build an engine from an epick ONNX file; write ``engine_path`` and its sidecar atomically."""
+    """Build an engine from an epick ONNX file; write ``engine_path`` and its sidecar atomically.
+
+    The precision is the ONNX file's (strong typing); ``fp16`` True/False checks that it is the one
+    wanted (ModelFileError naming the export command otherwise), None takes it as it is.
+    """
     trt = import_tensorrt()
     onnx_path = Path(onnx_path)
     engine_path = Path(engine_path)
+    half = onnx_is_fp16(onnx_path)
+    if fp16 is not None and bool(fp16) != half:
+        raise ModelFileError(onnx_path, f"this ONNX file is {'FP16' if half else 'FP32'} and TensorRT builds "
+                             f"strongly typed networks in the file's precision, so it cannot give an "
+                             f"{'FP16' if fp16 else 'FP32'} engine",
+                             f"let epick export write the {'FP16' if fp16 else 'FP32'} ONNX: epick export MODEL "
+                             f"--tensorrt {engine_path.name} {'--fp16' if fp16 else '--fp32'}")
     meta = read_onnx_metadata(onnx_path)
     target_width = int(meta.get("preprocess", {}).get("target_width", TARGET_WIDTH))
     profiles = profiles or default_profiles(target_width)
@@ -156,20 +187,17 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp16: bool =
     network, _parser = _parse_onnx(trt, builder, logger, onnx_path)  # parser must outlive the build
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))
-    if fp16:
-        if not builder.platform_has_fast_fp16:
-            log.warning("this GPU has no fast FP16; building FP16 anyway as asked")
-        config.set_flag(trt.BuilderFlag.FP16)
     input_name = network.get_input(0).name
     for prof in profiles:
+        if not all(lo <= mid <= hi for lo, mid, hi in zip(prof.min, prof.opt, prof.max)):
+            raise ValueError(f"invalid optimisation profile {prof}: need min <= opt <= max")
         profile = builder.create_optimization_profile()
         profile.set_shape(input_name, prof.min, prof.opt, prof.max)
-        if not profile:
-            raise ValueError(f"invalid optimisation profile {prof}")
         config.add_optimization_profile(profile)
     cache = _load_timing_cache(config, cache_path)
 
-    log.info("building TensorRT engine from %s (%d profiles, fp16=%s)", onnx_path, len(profiles), fp16)
+    log.info("building TensorRT %s engine from %s (%d profiles, strongly typed, %s)", trt.__version__,
+             onnx_path, len(profiles), "FP16" if half else "FP32")
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ModelFileError(onnx_path, "TensorRT failed to build an engine (see its log above)",
@@ -180,7 +208,8 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp16: bool =
         handle.write(memoryview(cache.serialize()))
 
     side = dict(meta)
-    side["engine"] = {"tensorrt_version": trt.__version__, **gpu_facts(device), "fp16": bool(fp16),
+    side["engine"] = {"tensorrt_version": trt.__version__, **gpu_facts(device), "fp16": half,
+                      "strongly_typed": True,
                       "input": input_name, "profiles": [p.to_dict() for p in profiles],
                       "workspace_bytes": int(workspace_bytes), "onnx": onnx_path.name}
     with atomic_write(sidecar_path(engine_path)) as handle:
@@ -189,10 +218,12 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, fp16: bool =
     return engine_path
 
 
-def engine_is_current(engine_path: str | Path, model_hash: str | None = None, device: int = 0) -> list[str]:
+def engine_is_current(engine_path: str | Path, model_hash: str | None = None, device: int = 0,
+                      fp16: bool | None = None) -> list[str]:
     """Reasons why ``engine_path`` must be rebuilt on this machine (empty: it is current).
 
-    A missing engine or sidecar is a reason too; TensorRT must be importable.
+    A missing engine or sidecar is a reason too, and (``fp16`` given) another precision;
+    TensorRT must be importable.
     """
     engine_path = Path(engine_path)
     if not engine_path.is_file():
@@ -203,8 +234,14 @@ def engine_is_current(engine_path: str | Path, model_hash: str | None = None, de
         return [str(exc)]
     trt = import_tensorrt()
     facts = gpu_facts(device)
-    return engine_mismatches(sidecar, trt_version=trt.__version__, gpu_name=facts["gpu_name"],
-                             compute_capability=facts["compute_capability"], model_hash=model_hash)
+    reasons = engine_mismatches(sidecar, trt_version=trt.__version__, gpu_name=facts["gpu_name"],
+                                compute_capability=facts["compute_capability"], model_hash=model_hash)
+    built = sidecar.get("engine", {})
+    if fp16 is not None and bool(built.get("fp16")) != bool(fp16):
+        reasons.append(f"built {'FP16' if built.get('fp16') else 'FP32'}, {'FP16' if fp16 else 'FP32'} was asked for")
+    if not built.get("strongly_typed"):
+        reasons.append("built as a weakly typed network (before TensorRT 11 support)")
+    return reasons
 
 
 def ensure_engine(onnx_path: str | Path, engine_path: str | Path, *, rebuild: bool = True, **build_kw) -> Path:
@@ -213,7 +250,8 @@ def ensure_engine(onnx_path: str | Path, engine_path: str | Path, *, rebuild: bo
     With ``rebuild=False`` a stale engine is refused with ModelFileError naming every mismatch.
     """
     model_hash = read_onnx_metadata(onnx_path)["model_hash"]
-    reasons = engine_is_current(engine_path, model_hash=model_hash, device=build_kw.get("device", 0))
+    reasons = engine_is_current(engine_path, model_hash=model_hash, device=build_kw.get("device", 0),
+                                fp16=build_kw.get("fp16"))
     if not reasons:
         return Path(engine_path)
     if not rebuild:

@@ -35,7 +35,7 @@ def test_missing_tensorrt_is_a_clear_error():
     except ImportError:
         with pytest.raises(ModelFileError, match="TensorRT") as info:
             tb.import_tensorrt()
-        assert "pip install tensorrt" in str(info.value)
+        assert "pip install 'tensorrt>=10,<12'" in str(info.value)
     else:
         pytest.skip("tensorrt is installed")
 

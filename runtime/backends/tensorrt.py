@@ -1,4 +1,5 @@
-"""TensorRT backend (TensorRT 10 Python API, buffers and stream through cuda-python ``cuda.bindings``).
+"""TensorRT backend (TensorRT 10 and 11 public Python API, buffers and stream through cuda-python
+``cuda.bindings``). Other majors are refused with the fix (``check_tensorrt_version``).
 
 An engine only runs on the TensorRT version and GPU it was built for. The export step writes a
 sidecar ``<engine>.json`` (TensorRT version, GPU name, compute capability, model hash, model
@@ -20,7 +21,22 @@ from .metadata import ArtifactMetadata
 log = logging.getLogger("epick.runtime")
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+SUPPORTED_TENSORRT_MAJORS = (10, 11)   # the public API epick is written against (tests: a stand-in of both)
 _MAX_CACHED_SHAPES = 4   # input shapes whose pinned/device buffers stay allocated
+
+
+def check_tensorrt_version(version: str, source: str | Path = "tensorrt") -> int:
+    """The major version of TensorRT ``version``; ModelFileError unless it is 10 or 11."""
+    try:
+        major = int(str(version).split(".")[0])
+    except ValueError:
+        major = -1
+    if major not in SUPPORTED_TENSORRT_MAJORS:
+        raise ModelFileError(source, f"TensorRT {version} is not supported: epick uses the public API of "
+                             f"TensorRT {' and '.join(map(str, SUPPORTED_TENSORRT_MAJORS))}",
+                             "pip install 'tensorrt>=10,<12' on the GPU machine (and rebuild the engine: "
+                             "epick export MODEL --tensorrt OUT.engine), or pick with the ONNX file")
+    return major
 
 
 def tensorrt_available() -> bool:
@@ -138,6 +154,7 @@ class TensorRTBackend(Backend):
         path = Path(path)
         if not path.is_file():
             raise ModelFileError(path, "TensorRT engine not found", "check the --model path")
+        check_tensorrt_version(trt.__version__, path)
         sidecar, problem = engine_problem(path, trt.__version__, current_gpu())
         if problem and rebuild and sidecar is not None and _rebuild(path, sidecar):
             sidecar, problem = engine_problem(path, trt.__version__, current_gpu())
