@@ -16,6 +16,9 @@ demo: install
 
 test:
 	$(PIP) install -q $(TORCH_PIN) -e ".[dev]"
+	# Topaz's own coordinate readers check the tables epick writes (tests only; GPL-3.0, not
+	# shipped). --no-deps: its torchvision requirement would pull CUDA torch; the readers need pandas.
+	$(PIP) install -q --no-deps topaz-em==0.3.20
 	$(PYTHON) -m pytest -q
 
 test-all:

@@ -101,6 +101,44 @@ def _optics_pixel_size(blocks: dict) -> float | None:
     return float(values[0]) if values.size == 1 else None
 
 
+def read_micrograph_star(path: str | Path) -> list[tuple[str, float | None]]:
+    """(rlnMicrographName exactly as written, pixel size in A/px or None) per row of a RELION
+    micrograph list (``micrographs_ctf.star``, ``corrected_micrographs.star``, a Select job's
+    ``micrographs.star``): RELION 3.1+ with ``data_optics`` (pixel size per ``rlnOpticsGroup``) or
+    a 3.0 file with one table."""
+    path = Path(path)
+    blocks = _read_blocks(path)
+    tables = [df for name, df in blocks.items() if hasattr(df, "columns") and name != "optics"]
+    table = next((df for df in tables if "rlnMicrographName" in df.columns
+                  and "rlnCoordinateX" not in df.columns and "rlnMicrographCoordinates" not in df.columns), None)
+    if table is None:
+        raise CoordinateError(path, "is not a RELION micrograph list (no table with _rlnMicrographName)",
+                              "pass micrographs_ctf.star or corrected_micrographs.star of a RELION job")
+    names = [str(v) for v in table["rlnMicrographName"]]
+    sizes: dict[int, float] = {}
+    optics = blocks.get("optics")
+    if optics is not None and hasattr(optics, "columns") and "rlnMicrographPixelSize" in optics.columns:
+        groups = optics["rlnOpticsGroup"] if "rlnOpticsGroup" in optics.columns else range(1, len(optics) + 1)
+        sizes = {int(g): float(a) for g, a in zip(groups, optics["rlnMicrographPixelSize"])}
+    if "rlnOpticsGroup" in table.columns:
+        pixel = [sizes.get(int(g)) for g in table["rlnOpticsGroup"]]
+    else:
+        single = next(iter(sizes.values())) if len(sizes) == 1 else None
+        pixel = [single] * len(names)
+    return list(zip(names, pixel))
+
+
+def is_micrograph_star(path: str | Path) -> bool:
+    """True for a .star file that lists micrographs (rlnMicrographName) but holds no coordinates."""
+    path = Path(path)
+    if path.suffix.lower() != ".star" or not path.is_file():
+        return False
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        labels = {ln.split()[0] for ln in handle if ln.lstrip().startswith("_rln")}
+    return ("_rlnMicrographName" in labels and "_rlnCoordinateX" not in labels
+            and "_rlnMicrographCoordinates" not in labels)
+
+
 def _resolve_listed(path_text: str, index_path: Path) -> Path:
     """A path listed in an index: relative to the index's folder, one of its parents (RELION
     project dir), or the working directory; absolute paths as they are."""
