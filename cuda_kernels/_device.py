@@ -71,6 +71,19 @@ else:  # pragma: no cover - needs a GPU
     div64 = libdevice.ddiv_rn
 
 
+@cuda.jit(device=True)
+def dmin(a, b):
+    """The smaller of two numbers (the builtin ``min`` does not type in numba's bundled numba.cuda
+    0.68: its vararg overload fails to compile for the CUDA target; found by the PTX check)."""
+    return b if b < a else a
+
+
+@cuda.jit(device=True)
+def dmax(a, b):
+    """The larger of two numbers (see ``dmin``)."""
+    return b if b > a else a
+
+
 def blocks_for(n: int, block: int = BLOCK_1D) -> int:
     """Number of blocks of ``block`` threads that cover ``n`` items (at least 1; capped under the
     simulator, where the kernels' grid-stride loops do the rest)."""

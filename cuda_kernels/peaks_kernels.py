@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from numba import cuda, float32, float64, int32
 
-from ._device import BLOCK_1D, add64, mul64
+from ._device import BLOCK_1D, add64, dmin, mul64
 
 STRIDE = 4.0  # must equal epick.runtime.peaks.STRIDE (checked by the host wrapper)
 
@@ -84,7 +84,7 @@ def k_rank_decode(counter, cand_index, cand_logit, offset, size, has_size, top_k
                 s_index[tid] = cand_index[img, j]
             cuda.syncthreads()
             if mine:
-                for t in range(min(BLOCK_1D, n - tile)):
+                for t in range(dmin(BLOCK_1D, n - tile)):
                     other = s_logit[t]
                     if other > my_logit or (other == my_logit and s_index[t] < my_index):
                         rank += 1

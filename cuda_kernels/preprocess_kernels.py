@@ -21,7 +21,7 @@ import math
 
 from numba import cuda, float32, float64, int32, int64, uint8
 
-from ._device import BLOCK_1D, add32, add64, div32, div64, mul32, mul64, sub32
+from ._device import BLOCK_1D, add32, add64, div32, div64, dmax, dmin, mul32, mul64, sub32
 
 SHARED_BINS = 4096  # bins of the robust-range histogram kept in shared memory (16 KiB of int32)
 LEVELS = 256
@@ -116,8 +116,8 @@ def k_finite_min_max(flat, min_max, count):
         v = flat[i]
         if _finite(v):
             n += 1
-            mn = min(mn, v)
-            mx = max(mx, v)
+            mn = dmin(mn, v)
+            mx = dmax(mx, v)
     s_min[tid] = mn
     s_max[tid] = mx
     s_cnt[tid] = n
@@ -125,8 +125,8 @@ def k_finite_min_max(flat, min_max, count):
     step = BLOCK_1D // 2
     while step > 0:
         if tid < step:
-            s_min[tid] = min(s_min[tid], s_min[tid + step])
-            s_max[tid] = max(s_max[tid], s_max[tid + step])
+            s_min[tid] = dmin(s_min[tid], s_min[tid + step])
+            s_max[tid] = dmax(s_max[tid], s_max[tid + step])
             s_cnt[tid] += s_cnt[tid + step]
         cuda.syncthreads()
         step //= 2
@@ -171,7 +171,7 @@ def k_histogram(flat, lo, hi, scale, hist, outside):
             else:
                 cuda.atomic.add(hist, b, int64(1))
     cuda.syncthreads()
-    for b in range(tid, min(bins, SHARED_BINS), cuda.blockDim.x):
+    for b in range(tid, dmin(bins, SHARED_BINS), cuda.blockDim.x):
         c = s_hist[b]
         if c != 0:
             cuda.atomic.add(hist, b, int64(c))
@@ -243,7 +243,7 @@ def k_equalise_lut(hist, equalise, lut, pad_grey):
         for v in range(LEVELS):
             cum += hist[v]
             u = math.floor(add64(mul64(float64(cum - cdf_min), scale), 0.5))
-            lut[v] = uint8(min(max(u, 0), 255))
+            lut[v] = uint8(dmin(dmax(u, 0.0), 255.0))
     total = int64(0)
     for v in range(LEVELS):
         total += hist[v] * int64(lut[v])
@@ -272,7 +272,7 @@ def k_network_input(u8, pad_grey, edge, out):
             if y < ny and x < nx:
                 g = u8[y, x]
             elif edge != 0:
-                g = u8[min(y, ny - 1), min(x, nx - 1)]
+                g = u8[dmin(y, ny - 1), dmin(x, nx - 1)]
             else:
                 g = pad_grey[0]
             out[y, x] = div32(float32(g), float32(255.0))
