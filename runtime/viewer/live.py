@@ -32,6 +32,7 @@ SERIES = 5000         # points of the picks-over-time chart
 FAILURES = 100        # failures listed (the count is of all)
 RATE_WINDOW_S = 60.0  # micrographs/s over this window
 SCAN_EVERY_S = 2.0
+THUMB_WIDTH = 512     # pixels across a thumbnail
 
 
 @dataclass
@@ -146,7 +147,7 @@ class LiveState:
             }
 
     def thumbnail(self, name: str) -> bytes:
-        """JPEG of one of the latest micrographs with its picks drawn (network image, <= 512 px)."""
+        """JPEG of one of the latest micrographs with its picks drawn (THUMB_WIDTH px across)."""
         from PIL import Image
 
         from ..preview import draw_picks
@@ -156,9 +157,13 @@ class LiveState:
             item = next((x for x in self._latest if x.name == name), None)
         if item is None or item.image is None:
             raise NotFound(f"{name} is not among the latest micrographs")
-        if item.jpeg is None:
-            img = draw_picks(item.image, item.picks, item.transform, diameter=self.diameter)
-            img.thumbnail((512, 512), Image.Resampling.LANCZOS)
+        if item.jpeg is None:       # drawn at thumbnail size, so circles stay one pixel wide
+            from ..preprocess import Transform, network_shape
+
+            ny, nx = network_shape(item.image.shape, THUMB_WIDTH)
+            small = np.asarray(Image.fromarray(item.image).resize((nx, ny), Image.Resampling.BOX))
+            img = draw_picks(small, item.picks, Transform.between(item.transform.original_shape, (ny, nx)),
+                             diameter=self.diameter)
             buffer = io.BytesIO()
             img.save(buffer, format="JPEG", quality=82)
             item.jpeg = buffer.getvalue()

@@ -50,7 +50,8 @@ function render(s) {
   $("c-picked").textContent = String(s.picked);
   $("c-rate").textContent = s.rate_recent.toFixed(s.rate_recent < 1 ? 2 : 1);
   $("c-mean").textContent = s.picks_mean_recent === null ? "–" : s.picks_mean_recent.toFixed(0);
-  $("c-behind").textContent = s.waiting ? `${ago(s.behind_s)} · ${s.waiting} waiting` : "up to date";
+  $("c-behind").textContent = s.waiting ? ago(s.behind_s) : "0 s";
+  $("c-waiting").textContent = s.waiting ? `${s.waiting} file${s.waiting > 1 ? "s" : ""} waiting` : "up to date";
   $("card-behind").className = "card" + (s.waiting > 5 ? " warn" : "");
   $("c-newest").textContent = s.newest_age_s === null ? "–" : `${ago(s.newest_age_s)} ago`;
   $("c-failed").textContent = String(s.failed);

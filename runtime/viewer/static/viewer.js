@@ -104,9 +104,13 @@ function drawList() {
   $("list").querySelector("tbody").innerHTML = state.rows
     .filter((r) => !q || r.name.toLowerCase().includes(q))
     .map((r) => `<tr data-key="${encodeURIComponent(r.key)}" class="${r.key === state.key ? "sel" : ""}">` +
-      `<td title="${r.name}">${r.name}${r.image ? "" : " <span class=muted>(no image)</span>"}</td>` +
+      `<td title="${r.name}">${shortName(r.name)}${r.image ? "" : " <span class=muted>(no image)</span>"}</td>` +
       `<td class="num">${r.n}</td>${truth ? `<td class="num">${r.tp ?? "–"} / ${r.n_truth ?? "–"}</td>` : ""}</tr>`)
     .join("");
+}
+
+function shortName(name) {  // micrograph names differ at the end: keep it, cut the middle
+  return name.length > 20 ? `…${name.slice(-17)}` : name;
 }
 
 let listTimer = null;
