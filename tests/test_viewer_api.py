@@ -188,3 +188,41 @@ def test_vesicles_carry_radii_and_fibers_tubes(tmp_path, kind):
         np.testing.assert_allclose(got["picks"]["radius"], truth.radius[keep], atol=0.01)
     else:
         assert got["picks"]["tube_id"] == truth.tube_id[keep].tolist()
+
+
+def test_only_this_machine_may_apply():
+    from epick.runtime.viewer.server import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("::ffff:127.0.0.1")
+    assert not is_loopback("192.168.1.20") and not is_loopback("10.0.0.1") and not is_loopback("garbage")
+
+
+def test_epick_view_command_serves_until_stopped(job, capsys):
+    import argparse
+    import re
+    import threading
+    import time
+
+    from epick.runtime.commands import view
+
+    sim, picks = job
+    parser = argparse.ArgumentParser()
+    view.add_arguments(parser)
+    args = parser.parse_args([str(picks), "--micrographs", str(sim), "--port", "0"])
+    assert args.host == "127.0.0.1"                        # this machine only unless asked
+    stop = threading.Event()
+    codes = []
+    thread = threading.Thread(target=lambda: codes.append(view.run(args, stop=stop)))
+    thread.start()
+    try:
+        url, deadline = None, time.monotonic() + 60
+        while url is None and time.monotonic() < deadline:
+            found = re.search(r"open (http://127\.0\.0\.1:\d+/)", capsys.readouterr().out)
+            url = found.group(1) if found else None
+            time.sleep(0.05)
+        with urllib.request.urlopen(url + "api/job", timeout=30) as reply:
+            assert json.loads(reply.read())["n_micrographs"] == 2
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert codes == [0]

@@ -5,7 +5,9 @@ An app maps ``GET``/``POST`` paths to handlers returning ``Reply``; static files
 - bound to 127.0.0.1 unless a host is given explicitly;
 - the Host header must name this server (a web page elsewhere cannot reach it by DNS rebinding);
 - POST bodies must be ``application/json`` (a cross-site form cannot send that without a CORS
-  preflight, which this server never grants), so another site cannot make it write files.
+  preflight, which this server never grants), so another site cannot make it write files;
+- POSTs (the viewer's Apply, which writes files) are taken only from this machine, also when the
+  page is served to other machines with ``--host``.
 """
 from __future__ import annotations
 
@@ -87,6 +89,18 @@ def static_file(name: str) -> Reply:
     return Reply((STATIC / name).read_bytes(), kind)
 
 
+def is_loopback(address: str) -> bool:
+    """True for a client on this machine (127.0.0.0/8, ::1, IPv4-mapped loopback)."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
 def _handler(app: App, allowed_hosts: set[str]):
     class Handler(BaseHTTPRequestHandler):
         server_version = "epick"
@@ -123,6 +137,10 @@ def _handler(app: App, allowed_hosts: set[str]):
         def do_POST(self):  # noqa: N802
             if not self._host_ok():
                 return self._send(Reply.error("unexpected Host header", HTTPStatus.MISDIRECTED_REQUEST))
+            if not is_loopback(self.client_address[0]):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                return self._send(Reply.error("this writes files, so it is taken only from the machine serving "
+                                              "the page; run the `epick filter` command there", 403))
             kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""

@@ -180,8 +180,10 @@ async function start() {
   state.job = await EPICK.json("/api/job");
   const j = state.job;
   document.body.classList.toggle("has-truth", j.has_truth);
-  $("job").textContent = `${j.folder} · ${j.n_micrographs} micrographs · ${j.object_type}s · ` +
-    `${j.formats.join(", ")}` + (j.diameter_known ? ` · diameter ${j.diameter} px` : " · diameter unknown (pass --diameter)");
+  const size = j.object_type === "vesicle" ? " · circles: each vesicle's radius"
+    : j.diameter_known ? ` · diameter ${+j.diameter.toFixed(1)} px` : " · diameter unknown (pass --diameter)";
+  $("job").textContent = `${j.folder} · ${j.n_micrographs} micrograph${j.n_micrographs === 1 ? "" : "s"} · ` +
+    `${j.object_type}s · ${j.formats.join(", ")}${size}`;
   state.imageWidth = Math.min(2048, Math.max(1024, Math.ceil($("view").clientWidth * (window.devicePixelRatio || 1) / 256) * 256));
   legend();
   state.rows = await EPICK.json(`/api/micrographs?threshold=${j.threshold}`);
