@@ -30,6 +30,7 @@ BASE = [
     "starfile>=0.5",
     "tifffile>=2023.1",
     "imagecodecs>=2023.1",
+    "cryosparc-tools>=4.4",
     "pillow>=10",
     "tqdm>=4.66",
     "gemmi>=0.6",

@@ -138,3 +138,36 @@ def test_console_scripts_are_installed():
     scripts = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="console_scripts")}
     assert scripts.get("epick-relion") == "epick.runtime.integrations.relion:main"
     assert scripts.get("epick-topaz") == "epick.runtime.integrations.topaz:main"
+
+
+def test_relion_job_folders_are_input_to_eval_convert_and_train(project, model, capsys):
+    """A RELION job folder (coordinates in Movies/, autopick.star beside job.star) read through its index."""
+    root, names = project
+    assert _run(model) == 0
+    job = root / "External/job012"
+    (job / "job.star").write_text("data_job\n_rlnJobTypeLabel relion.external\n")   # as RELION leaves it
+    from epick.runtime.io.coordinates import find_coordinate_files
+
+    assert find_coordinate_files([job]) == [job / "autopick.star"]
+    # a ManualPick job holds manualpick.star; the truth here is the same picks
+    manual = root / "ManualPick/job004"
+    (manual / "Movies").mkdir(parents=True)
+    rows = []
+    for name in names:
+        coords = coordinate_path("ManualPick/job004/", name).replace("_autopick.star", "_manualpick.star")
+        (root / coords).write_text((root / coordinate_path("External/job012/", name)).read_text())
+        rows.append(f"{name} {coords}")
+    (manual / "manualpick.star").write_text("data_coordinate_files\nloop_\n_rlnMicrographName #1\n"
+                                            "_rlnMicrographCoordinates #2\n" + "\n".join(rows) + "\n")
+    (manual / "note.txt").write_text("relion_manualpick\n")
+    capsys.readouterr()
+    from epick.runtime.cli import main as epick
+
+    assert epick(["eval", "--picks", str(job), "--truth", str(manual), "--diameter", "40", "--quiet"]) == 0
+    assert "precision 1.000" in capsys.readouterr().out
+    assert epick(["convert", str(job), "--to", "box", "--out", str(root / "boxes"), "--diameter", "40"]) == 0
+    assert sorted(p.name for p in (root / "boxes").glob("*.box")) == [f"20240101_{i:04d}_fractions.box" for i in range(3)]
+    from epick.trainer.data import read_all_picks
+
+    found = find_coordinate_files([manual])
+    assert sorted(p.key for p in read_all_picks(found)) == [f"20240101_{i:04d}_fractions" for i in range(3)]

@@ -21,8 +21,8 @@ from ..picks import Picks
 MULTI_FILE_NAMES = {"topaz": "picks_topaz.txt", "cs": "particles.cs"}
 EXAMPLES = """
 epick convert picks/ --to box --out boxes/ --diameter 108
-epick convert AutoPick/job006/ --to cs --out cs/ --micrographs MotionCorr/job002/Movies/
 epick convert particles.cs --to star --out stars/
+epick convert AutoPick/job006/ --to cs --out cs/ --exposures J3_exposures_accepted.cs
 """
 WRITES = """
 OUT/KEY_autopick.star, OUT/KEY.box or OUT/KEY.csv   one file per micrograph (--to star, box, csv)
@@ -43,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--micrographs", type=Path, default=None, metavar="DIR",
                         help="folder of the micrographs: their sizes are read for .cs output, and their "
                              "paths become the micrograph names there")
+    parser.add_argument("--exposures", type=Path, default=None, metavar="CS",
+                        help="--to cs: the cryoSPARC exposures .cs of the micrographs; the particles take their "
+                             "uid, path, shape, pixel size and exposure group")
+    parser.add_argument("--cs-format", choices=("numpy", "csdat"), default="numpy",
+                        help="--to cs: NumPy .cs (every cryoSPARC version) or cryosparc-tools' CSDAT stream")
 
 
 def _micrograph_index(folder: Path) -> dict[str, Path]:
@@ -73,7 +78,8 @@ def _attach_micrographs(picks_list: list[Picks], folder: Path, need_shape: bool)
 
 
 def convert(inputs: list[str | Path], to: str, out: Path, *, diameter: float | None = None,
-            micrographs: Path | None = None, progress: bool = True) -> list[Path]:
+            micrographs: Path | None = None, progress: bool = True, exposures: Path | None = None,
+            cs_format: str = "numpy") -> list[Path]:
     """Convert coordinate files to format ``to`` under ``out``; returns the files written."""
     from tqdm import tqdm
 
@@ -83,7 +89,7 @@ def convert(inputs: list[str | Path], to: str, out: Path, *, diameter: float | N
     picks_list: list[Picks] = []
     for path in tqdm(files, desc="reading", unit="file", disable=not progress or len(files) < 2):
         picks_list.extend(read_picks(path, diameter=diameter))
-    if to == "cs" and micrographs is None:
+    if to == "cs" and micrographs is None and exposures is None:
         lacking = [p.micrograph for p in picks_list if p.shape is None]
         if lacking:
             raise CoordinateError(Path(out) / MULTI_FILE_NAMES["cs"], f"cs writing needs micrograph sizes, unknown for {len(lacking)} "
@@ -92,6 +98,10 @@ def convert(inputs: list[str | Path], to: str, out: Path, *, diameter: float | N
     if micrographs is not None:
         _attach_micrographs(picks_list, Path(micrographs), need_shape=(to == "cs"))
     out = Path(out)
+    if to == "cs":
+        from ..io.cryosparc import write_cs
+
+        return [write_cs(picks_list, out / MULTI_FILE_NAMES[to], exposures=exposures, cs_format=cs_format)]
     if to in MULTI_FILE_NAMES:
         return [write_picks(picks_list, out / MULTI_FILE_NAMES[to], to, diameter=diameter)]
     duplicates = sorted(k for k, n in Counter(p.key for p in picks_list).items() if n > 1)
@@ -106,6 +116,7 @@ def convert(inputs: list[str | Path], to: str, out: Path, *, diameter: float | N
 
 def run(args: argparse.Namespace) -> int:
     """Run `epick convert`."""
-    written = convert(args.inputs, args.to, args.out, diameter=args.diameter, micrographs=args.micrographs)
+    written = convert(args.inputs, args.to, args.out, diameter=args.diameter, micrographs=args.micrographs,
+                      exposures=args.exposures, cs_format=args.cs_format)
     print(f"wrote {len(written)} {args.to} file(s) to {args.out}")
     return 0

@@ -14,9 +14,6 @@ from pathlib import Path
 from ..cli_args import positive_float
 from ..picks import Picks
 
-# RELION's job-level index lists the per-micrograph files beside it: reading both would give every
-# micrograph twice, so inside a folder the index is skipped (name it explicitly to read through it)
-INDEX_NAMES = ("autopick.star",)
 EXAMPLES = """
 epick eval --picks picks/ --truth truth/ --diameter 108 --json metrics.json
 epick eval --picks AutoPick/job006/ --truth ManualPick/job004/ --radius 30
@@ -48,11 +45,8 @@ def coordinate_files(items: list[str]) -> list[Path]:
     from ..io.coordinates import find_coordinate_files
 
     files: list[Path] = []
-    for item in items:
-        found = find_coordinate_files([item])
-        if Path(item).is_dir():
-            found = [p for p in found if p.name not in INDEX_NAMES]
-        files.extend(found)
+    for item in items:   # folders: indexes skipped, except a RELION job folder read through its index
+        files.extend(find_coordinate_files([item]))
     return files
 
 

@@ -43,7 +43,8 @@ OUT/picks.star, picks_topaz.txt, particles.cs   one table for the whole run (--f
 OUT/failures.txt, failures.json, pick_summary.json, preview/NAME.png, watch_state.json (--watch)
 """
 
-FORMATS = ("star", "box", "cs", "csv")
+FORMATS = ("star", "box", "cs", "csv", "jobstar", "topaz", "jobcs")
+JOB_FORMATS = ("jobstar", "topaz", "jobcs")   # one table per run (epick.runtime.io.job_tables), built from the STAR files
 _FILE_OF_FORMAT = {"star": "{stem}_autopick.star", "box": "{stem}.box", "cs": "{stem}.cs", "csv": "{stem}.csv"}
 
 
@@ -54,7 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("micrographs", nargs="*", help="micrograph files, folders or glob patterns")
     parser.add_argument("--model", required=True, help="exported model: .onnx, .engine, .pt2 or a .epick model file")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("--format", default="star", help="comma-separated: star,box,cs,csv (default: star)")
+    parser.add_argument("--format", default="star",
+                        help="comma-separated: per micrograph star,box,cs,csv; one table per run jobstar "
+                             "(particles.star), topaz (picks_topaz.txt), jobcs (particles.cs) (default: star)")
+    parser.add_argument("--exposures", type=Path, metavar="CS",
+                        help="jobcs: the cryoSPARC exposures .cs of the picked micrographs; particles.cs takes "
+                             "their uid, path, shape, pixel size and exposure group")
     parser.add_argument("--threshold", type=fraction, help="score threshold in [0, 1] (default: the model's, else 0.3)")
     parser.add_argument("--batch", type=positive_int, default=4, help="micrographs per inference call (default 4)")
     parser.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend (default auto)")
@@ -92,15 +98,22 @@ def parse_formats(text: str) -> list[str]:
     if bad or not formats:
         raise CoordinateError("--format", f"unknown output format(s) {bad or text!r}",
                               f"choose from {', '.join(FORMATS)}")
+    if any(f in JOB_FORMATS for f in formats) and "star" not in formats:
+        formats.insert(0, "star")   # the job tables are rebuilt from the per-micrograph STAR files
     return list(dict.fromkeys(formats))
 
 
 class PickOutputs:
     """Writes each micrograph's files, remembers failures and index entries, summarises the run."""
 
-    def __init__(self, out_dir: Path, formats: list[str], *, diameter: float | None, preview: int = 0):
+    def __init__(self, out_dir: Path, formats: list[str], *, diameter: float | None, preview: int = 0,
+                 exposures: Path | None = None):
+        from ..io.job_tables import JobTables
+
         self.out_dir = Path(out_dir)
-        self.formats = formats
+        self.formats = [f for f in formats if f not in JOB_FORMATS]
+        job_formats = [f for f in formats if f in JOB_FORMATS]
+        self.job_tables = JobTables(out_dir, job_formats, exposures=exposures) if job_formats else None
         self.diameter = diameter
         self.preview = preview
         self.counts: dict[str, int] = {}
@@ -164,6 +177,8 @@ class PickOutputs:
             self.failed_now += 1
             return False
         self.failures.pop(result.name, None)
+        if self.job_tables is not None:
+            self.job_tables.add(result.name, str(result.source), result.picks)
         self.counts[result.name] = len(result.picks)
         self.picked_now += 1
         self._index(str(result.source), result.name)
@@ -213,6 +228,8 @@ class PickOutputs:
             from ..io.coordinates import write_autopick_index
 
             write_autopick_index(self.out_dir, [self.index[k] for k in sorted(self.index)])
+        if self.job_tables is not None:
+            self.job_tables.write(self.index)
 
     def summary(self, seconds: float | None, backend: str) -> str:
         """A small table: micrographs picked/failed/skipped, picks per micrograph, time and rate
@@ -299,7 +316,8 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     print(f"epick pick: {picker.object_type} model {Path(args.model).name} on {picker.backend_name}, "
           f"threshold {picker.threshold:g}", file=sys.stderr)
     check_output_folder(args.out)
-    outputs = PickOutputs(args.out, formats, diameter=picker.diameter, preview=args.preview)
+    outputs = PickOutputs(args.out, formats, diameter=picker.diameter, preview=args.preview,
+                          exposures=args.exposures)
     stop = stop or threading.Event()
     start = time.perf_counter()
     ended: OutputFolderError | None = None
@@ -369,7 +387,9 @@ def _todo(args, outputs: PickOutputs, shard: tuple[int, int] | None) -> list[Pat
     from ..io.micrograph import find_micrographs
 
     stale: dict[str, str] = {}     # broken links, vanished files, FIFOs: named, the rest picked
-    paths = find_micrographs(args.micrographs, problems=stale)
+    from ..io.star import expand_micrograph_lists
+
+    paths = find_micrographs(expand_micrograph_lists(args.micrographs), problems=stale)
     clashes = same_stem_groups(paths)   # before sharding: every shard refuses the same job
     if clashes:
         raise same_stem_error(clashes)

@@ -32,6 +32,12 @@ SUFFIXES = {"star": ".star", "box": ".box", "csv": ".csv", "topaz": ".txt", "cs"
 # job-level indexes list the per-micrograph files beside them: inside a folder they are skipped so
 # no micrograph is read twice (name one explicitly to read through it)
 INDEX_NAMES = ("autopick.star", "manualpick.star", "merge_results.thi")
+# a folder holding RELION_INDEX_NAMES and one of RELION_JOB_MARKERS (or no coordinate files of its
+# own) is a RELION AutoPick / ManualPick / External job: it is read through its index
+RELION_INDEX_NAMES = ("autopick.star", "manualpick.star")
+RELION_JOB_MARKERS = ("job.star", "note.txt", "RELION_JOB_EXIT_SUCCESS", "RELION_OUTPUT_NODES.star")
+# one table per run written by `epick pick` beside its per-micrograph files (runtime/io/job_tables.py)
+JOB_TABLE_NAMES = ("particles.star", "picks_topaz.txt", "particles.cs")
 _SUFFIX_TO_FORMAT = {".star": "star", ".box": "box", ".cs": "cs", ".thi": "thi",
                      ".csv": "csv", ".txt": "csv", ".tsv": "csv", ".coord": "csv"}
 
@@ -166,13 +172,24 @@ def _one_format_per_micrograph(found: list[Path]) -> list[Path]:
 def find_coordinate_files(paths: Sequence[str | Path]) -> list[Path]:
     """Files given, plus the coordinate files (by suffix) inside folders given, sorted per folder;
     index files (INDEX_NAMES) inside folders are skipped, and a micrograph with files in several
-    formats in one folder is read once (STAR first, then .cs, CSV/Topaz, .box, .thi)."""
+    formats in one folder is read once (STAR first, then .cs, CSV/Topaz, .box, .thi). A RELION job
+    folder is read through its autopick.star / manualpick.star; epick pick's job tables are skipped
+    where the per-micrograph files are beside them."""
     out: list[Path] = []
     for item in map(Path, paths):
         if item.is_dir():
+            index = next((item / n for n in RELION_INDEX_NAMES if (item / n).is_file()), None)
+            if index is not None and any((item / m).exists() for m in RELION_JOB_MARKERS):
+                out.append(index)   # a RELION job folder: its coordinate files lie in subfolders
+                continue
             found = sorted(p for p in item.iterdir()
                            if p.is_file() and p.suffix.lower() in _SUFFIX_TO_FORMAT and not p.name.startswith(".")
                            and p.name not in INDEX_NAMES)
+            if any(p.name not in JOB_TABLE_NAMES for p in found):   # epick pick's job tables repeat them
+                found = [p for p in found if p.name not in JOB_TABLE_NAMES]
+            if not found and index is not None:
+                out.append(index)
+                continue
             if not found:
                 raise CoordinateError(item, "holds no coordinate files",
                                       f"expected files ending in {sorted(_SUFFIX_TO_FORMAT)}")

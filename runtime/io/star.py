@@ -139,6 +139,23 @@ def is_micrograph_star(path: str | Path) -> bool:
             and "_rlnMicrographCoordinates" not in labels)
 
 
+def expand_micrograph_lists(items) -> list[str]:
+    """``items`` with every RELION micrograph list (micrographs_ctf.star, ...) replaced by the
+    micrographs it names, resolved like an index's paths (working directory or project folder)."""
+    out: list[str] = []
+    for item in items:
+        if is_micrograph_star(item):
+            for name, _ in read_micrograph_star(item):
+                listed = Path(name)
+                if listed.is_absolute() or listed.exists():
+                    out.append(str(listed))
+                else:
+                    out.append(str(_resolve_listed(name, Path(item))))
+        else:
+            out.append(str(item))
+    return out
+
+
 def _resolve_listed(path_text: str, index_path: Path) -> Path:
     """A path listed in an index: relative to the index's folder, one of its parents (RELION
     project dir), or the working directory; absolute paths as they are."""
