@@ -3,10 +3,12 @@ uses, where its micrographs are, and a copy of the job keeping only picks above 
 
 Used by `epick view` (display, "Apply") and `epick filter` (the same copy from the command line).
 
+- The job's files: the coordinate files in the folder and those its RELION ``autopick.star`` index
+  lists (an `epick-relion` job keeps them in subfolders such as ``Movies/``).
 - Each micrograph's picks come from its most informative file: one that carries scores, STAR first
   (see ``coordinates.find_coordinate_files``); a folder written by `epick pick --format star,box`
   therefore shows the STAR picks, with scores, once.
-- ``write_filtered`` rewrites EVERY coordinate file of the job under the same name in a new folder,
+- ``write_filtered`` rewrites EVERY coordinate file of the job under the same path in a new folder,
   in that file's own format, holding the picks with ``score >= threshold`` (``.box`` files, which
   carry no score, get the scored picks of their micrograph); the RELION ``autopick.star`` index is
   rewritten to point at the new files. All writes are atomic; the job's own files are only read.
@@ -44,15 +46,19 @@ def object_type(picks: Picks) -> str:
     return "particle"
 
 
-def read_index(path: Path) -> list[tuple[str, str]]:
-    """(micrograph, coordinate file) pairs listed in a RELION ``autopick.star`` index, as written."""
+def listed_files(index_path: Path) -> list[tuple[str, Path]]:
+    """(micrograph, coordinate file) pairs of a RELION ``autopick.star`` index, files resolved as
+    ``read_picks`` resolves them (index folder, its parents, the working directory)."""
     import starfile
 
-    blocks = starfile.read(path, always_dict=True)
+    from .io.star import _resolve_listed
+
+    blocks = starfile.read(index_path, always_dict=True)
     for df in blocks.values():
         if hasattr(df, "columns") and {"rlnMicrographName", "rlnMicrographCoordinates"} <= set(df.columns):
-            return [(str(m), str(c)) for m, c in zip(df["rlnMicrographName"], df["rlnMicrographCoordinates"])]
-    raise CoordinateError(path, "is not a RELION coordinate index (no _rlnMicrographName/_rlnMicrographCoordinates)",
+            return [(str(m), _resolve_listed(str(c), index_path))
+                    for m, c in zip(df["rlnMicrographName"], df["rlnMicrographCoordinates"])]
+    raise CoordinateError(index_path, "is not a RELION coordinate index (no _rlnMicrographName/_rlnMicrographCoordinates)",
                           "remove it from the picks folder or fix it")
 
 
@@ -96,7 +102,8 @@ class PickJob:
     folder: Path
     picks: dict[str, Picks]
     source: dict[str, Path]                       # key -> the file its picks came from
-    index: list[tuple[str, str]] = field(default_factory=list)
+    index: list[tuple[str, Path]] = field(default_factory=list)   # autopick.star: (micrograph, file)
+    files: list[Path] = field(default_factory=list)               # every coordinate file of the job
 
     @classmethod
     def load(cls, folder: str | Path, *, diameter: float | None = None, progress: bool = False) -> "PickJob":
@@ -108,7 +115,10 @@ class PickJob:
         folder = Path(folder)
         if not folder.is_dir():
             raise CoordinateError(folder, "is not a folder", "pass the --out folder of `epick pick`")
-        files = coordinate_files(folder)
+        index_path = folder / INDEX_NAME
+        index = listed_files(index_path) if index_path.is_file() else []
+        unique = {path.resolve(): path for path in reversed(coordinate_files(folder) + [p for _, p in index])}
+        files = sorted(unique.values(), key=lambda path: path.resolve())
         if not files:
             raise CoordinateError(folder, "holds no coordinate files",
                                   "pass the --out folder of `epick pick` (.star, .box, .cs or .csv files)")
@@ -125,9 +135,7 @@ class PickJob:
                 else:
                     picks[key].shape = picks[key].shape or one.shape
                     picks[key].pixel_size = picks[key].pixel_size or one.pixel_size
-        index_path = folder / INDEX_NAME
-        index = read_index(index_path) if index_path.is_file() else []
-        return cls(folder, dict(sorted(picks.items())), source, index)
+        return cls(folder, dict(sorted(picks.items())), source, index, files)
 
     @property
     def object_type(self) -> str:
@@ -152,7 +160,7 @@ class PickJob:
         """The coordinate formats of the job's files (e.g. ``["box", "star"]``)."""
         from .io.coordinates import detect_format
 
-        return sorted({detect_format(p) for p in coordinate_files(self.folder)})
+        return sorted({detect_format(p) for p in self.files})
 
     def micrograph_paths(self, micrographs: str | Path | None = None) -> dict[str, Path]:
         """Micrograph file per key: from ``micrographs`` (a folder), else the autopick.star index,
@@ -196,23 +204,20 @@ class PickJob:
         if out.is_dir() and any(out.iterdir()) and not (out / APPLY_RECORD).is_file():
             raise EpickError(f"{out}: folder exists and is not empty; choose a new output folder")
         kept = {key: p.subset(keep_mask(p.scores, threshold)) for key, p in self.picks.items()}
-        written: list[Path] = []
-        for path in coordinate_files(self.folder):
+        copies: dict[Path, Path] = {}
+        for path in self.files:
             fmt = detect_format(path)
+            target = out / self._relative(path)
             if fmt == "thi":               # EPicker .thi is read-only: its copy is a STAR file
-                fmt, name = "star", f"{micrograph_key(path.name)}.star"
-            else:
-                name = path.name
+                fmt, target = "star", target.with_name(f"{micrograph_key(path.name)}.star")
             originals = read_picks(path)
             rewritten = [self._rewrite(kept[o.key], o) for o in originals]
-            target = out / name
-            written.append(write_picks(rewritten if len(rewritten) != 1 else rewritten[0], target, fmt))
+            copies[path.resolve()] = write_picks(rewritten if len(rewritten) != 1 else rewritten[0], target, fmt)
+        written: list[Path] = list(copies.values())
         if self.index:
             from .io.coordinates import write_autopick_index
 
-            entries = [(mic, str(out / Path(coords).name)) for mic, coords in self.index
-                       if (out / Path(coords).name).is_file()]
-            written.append(write_autopick_index(out, entries))
+            written.append(write_autopick_index(out, [(mic, copies[path.resolve()]) for mic, path in self.index]))
         from .io.atomic import atomic_write
 
         result = Filtered(written, float(threshold), int(sum(len(p) for p in kept.values())),
@@ -220,6 +225,14 @@ class PickJob:
         with atomic_write(out / APPLY_RECORD) as handle:
             json.dump({"source": os.fspath(self.folder.resolve()), **result.counts()}, handle, indent=1)
         return result
+
+    def _relative(self, path: Path) -> Path:
+        """Where a job file goes inside a copy: its path below the job folder (RELION jobs keep
+        per-micrograph files in subfolders), else its name."""
+        try:
+            return path.resolve().relative_to(self.folder.resolve())
+        except ValueError:
+            return Path(path.name)
 
     @staticmethod
     def _rewrite(kept: Picks, original: Picks) -> Picks:

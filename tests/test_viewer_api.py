@@ -226,3 +226,32 @@ def test_epick_view_command_serves_until_stopped(job, capsys):
         stop.set()
         thread.join(timeout=30)
     assert codes == [0]
+
+
+def test_a_relion_job_folder_is_read_through_its_index_and_copied_with_its_layout(job, tmp_path, monkeypatch):
+    from epick.runtime.io.coordinates import write_autopick_index
+    from epick.runtime.pickjob import PickJob
+
+    sim, picks = job
+    monkeypatch.chdir(tmp_path)                       # a RELION project: paths relative to it
+    jobdir = Path("External/job012")
+    (jobdir / "Movies").mkdir(parents=True)
+    entries = []
+    for key in ("mic_000", "mic_001"):
+        shutil_copy(picks / f"{key}_autopick.star", jobdir / "Movies")
+        entries.append((str(sim / f"{key}.mrc"), f"External/job012/Movies/{key}_autopick.star"))
+    write_autopick_index(jobdir, entries)
+    loaded = PickJob.load(jobdir)
+    assert sorted(loaded.picks) == ["mic_000", "mic_001"] and len(loaded.files) == 2
+    assert loaded.micrograph_paths()["mic_001"] == sim / "mic_001.mrc"
+    done = loaded.write_filtered(0.3, "External/job012_t0.30")
+    copy = Path("External/job012_t0.30/Movies/mic_000_autopick.star")
+    assert copy.is_file() and len(read_picks(copy)[0]) == int(np.sum(star_scores(picks, "mic_000") >= 0.3))
+    again = PickJob.load("External/job012_t0.30")     # the new index lists the new files
+    assert {k: len(p) for k, p in again.picks.items()} == {k: len(p) for k, p in PickJob.load(
+        "External/job012_t0.30/Movies").picks.items()}
+    assert done.picks_kept == sum(len(p) for p in again.picks.values())
+
+
+def shutil_copy(src: Path, folder: Path) -> None:
+    folder.joinpath(src.name).write_bytes(src.read_bytes())
