@@ -124,7 +124,11 @@ const EPICK = (() => {
     return keep.length;
   }
 
+  function esc(text) {   // text for innerHTML (file names come from disk)
+    return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+  }
+
   function fmt(v, d = 3) { return v === null || v === undefined || !isFinite(v) ? "–" : v.toFixed(d); }
 
-  return { scoreColour, json, Stage, drawPicks, fmt, TP, FP, MISSED };
+  return { scoreColour, json, Stage, drawPicks, fmt, esc, TP, FP, MISSED };
 })();

@@ -10,9 +10,7 @@ function ago(s) {
   if (s < 5400) return `${(s / 60).toFixed(1)} min`;
   return `${(s / 3600).toFixed(1)} h`;
 }
-function esc(text) {
-  return String(text).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
-}
+const esc = EPICK.esc;
 
 function drawChart(series) {
   const cv = $("chart"), c = cv.getContext("2d"), dpr = window.devicePixelRatio || 1;

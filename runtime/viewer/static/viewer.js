@@ -92,7 +92,7 @@ function drawTotals() {
     rows.push(["precision", EPICK.fmt(paired ? tp / paired : null)], ["recall", EPICK.fmt(tp / Math.max(1, state.job.n_truth))],
               ["true positives", `${tp} of ${state.job.n_truth} in the truth`], ["matched by", state.job.match]);
   }
-  $("stats").innerHTML = rows.map(([a, b]) => `<tr><td>${a}</td><td>${b}</td></tr>`).join("");
+  $("stats").innerHTML = rows.map(([a, b]) => `<tr><td>${a}</td><td>${EPICK.esc(b)}</td></tr>`).join("");
   $("totals").textContent = `threshold ${state.t.toFixed(2)} · ${n} picks` +
     (h.tp ? ` · precision ${EPICK.fmt(sumFrom(h.paired, k) ? sumFrom(h.tp, k) / sumFrom(h.paired, k) : null, 2)} · recall ${EPICK.fmt(sumFrom(h.tp, k) / Math.max(1, state.job.n_truth), 2)}` : "");
 }
@@ -104,7 +104,7 @@ function drawList() {
   $("list").querySelector("tbody").innerHTML = state.rows
     .filter((r) => !q || r.name.toLowerCase().includes(q))
     .map((r) => `<tr data-key="${encodeURIComponent(r.key)}" class="${r.key === state.key ? "sel" : ""}">` +
-      `<td title="${r.name}">${shortName(r.name)}${r.image ? "" : " <span class=muted>(no image)</span>"}</td>` +
+      `<td title="${EPICK.esc(r.name)}">${EPICK.esc(shortName(r.name))}${r.image ? "" : " <span class=muted>(no image)</span>"}</td>` +
       `<td class="num">${r.n}</td>${truth ? `<td class="num">${r.tp ?? "–"} / ${r.n_truth ?? "–"}</td>` : ""}</tr>`)
     .join("");
 }
