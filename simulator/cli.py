@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mic.add_argument("--mtf", action="store_true", help="apply a detector MTF")
     mic.add_argument("--clean", action="store_true", help="no carbon, ice blobs, junk or uneven background")
     mic.add_argument("--persistence", type=positive_float, default=None, help="fiber persistence length (nm)")
+    mic.add_argument("--render", choices=("float", "denoised", "stretched"), default="float",
+                     help="float32 MRC (default), a denoised-looking 8-bit JPEG, or a contrast-stretched "
+                          "8-bit PNG with ~20-30 grey levels (like public EMPIAR JPEG/PNG micrographs)")
     suite = sub.add_parser("suite", help="write a ready-made suite of datasets")
     suite.add_argument("name", choices=("continual10", "general"))
     suite.add_argument("out", type=Path)
@@ -82,7 +85,7 @@ def _run_micrographs(args) -> int:
                                   seed=args.seed + i, object=args.object, density=args.density, snr=snr,
                                   dose=args.dose, defocus_um=args.defocus, mtf=args.mtf, clean=args.clean,
                                   persistence_nm=args.persistence)
-        rows.append(write_simulated(sim, args.out))
+        rows.append(write_simulated(sim, args.out, args.render))
     first = rows[0]["params"] if rows else {}
     header = {"object": args.object, "particle": first.get("particle"), "diameter_px": first.get("diameter_px"),
               "diameter_a": first.get("diameter_a"), "pixel_size_a": first.get("pixel_size_a"),

@@ -1,7 +1,9 @@
 """Ready-made data sets: ``continual10`` (ten particle datasets as diverse as the paper's, plus one
-vesicle and one fiber dataset; train/test splits) and ``general`` (every type, varied imaging, for
-pre-training). Layout: ``OUT/<dataset>/{train,test}/NAME.{mrc,star}``, ``OUT/<dataset>/manifest.json``
-and ``OUT/suite.json``. Everything is fixed by the suite seed.
+vesicle and one fiber dataset; train/test splits) and ``general`` (every type, each micrograph with
+its own imaging drawn by ``draw_general``, for pre-training a general model). Layout:
+``OUT/<dataset>/{train,test}/NAME.{mrc,jpg,png,star}``, ``OUT/<dataset>/manifest.json`` and
+``OUT/suite.json``; every STAR carries its micrograph's particle diameter (``# diameter_px``) and
+every manifest row its parameters. Everything is fixed by the suite seed.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from .fibers import FIBER_TYPES
 from .micrograph import auto_pixel_size, simulate_micrograph
 from .output import MANIFEST_NAME, write_manifest, write_simulated
 from .particles import list_particle_types, particle_diameter_a
+from .render import choose as choose_render
 
 
 @dataclass
@@ -32,6 +35,7 @@ class DatasetSpec:
     pixel_jitter: float = 0.0  # per-micrograph pixel size = dataset's * exp(U(-j, j))
     mtf_probability: float = 0.0  # chance that a micrograph gets the detector MTF
     extra: dict = field(default_factory=dict)
+    varied: bool = False  # particles: draw every micrograph's imaging with draw_general instead
 
 
 CONTINUAL10 = [
@@ -50,10 +54,47 @@ CONTINUAL10 = [
 ]
 
 
+# what ``draw_general`` draws from (each micrograph independently)
+GENERAL_DETECTOR_PIXEL_A = (0.5, 2.5)   # detector pixel size, A
+GENERAL_MAX_DIAMETER_PX = 160.0          # larger particles: the micrograph is binned 2x, 4x, ... (as users do)
+GENERAL_RENDERS = {"float": 0.4, "denoised": 0.3, "stretched": 0.3}
+
+
+def draw_general(rng: np.random.Generator, diameter_a: float, shape: tuple[int, int] = (1024, 1024)) -> dict:
+    """Imaging of one varied micrograph of a particle ``diameter_a`` A across: keyword arguments of
+    ``simulate_micrograph`` plus ``render`` (see ``render.py``), ``detector_pixel_a`` and ``binning``.
+
+    Detector pixel 0.5-2.5 A, binned by the smallest power of 2 that keeps the particle within
+    min(160 px, a third of the micrograph); sparse to crowded (area fraction 0.03-0.6 log-uniform,
+    overlaps down to 0.6 diameters); per-pixel SNR 0.03-0.2 (log-uniform); thin to thick ice
+    (15-90 nm); carbon edge on 25 %; contamination as the simulator draws it; junk (aggregates and
+    broken particles) 0-25 % of the particles; detector MTF on half; rendered as float MRC (40 %),
+    a denoised 8-bit JPEG (30 %) or a contrast-stretched few-level PNG (30 %).
+    """
+    px_detector = float(rng.uniform(*GENERAL_DETECTOR_PIXEL_A))
+    limit = min(GENERAL_MAX_DIAMETER_PX, min(shape) / 3.0)
+    binning = 1
+    while diameter_a / (px_detector * binning) > limit:
+        binning *= 2
+    return {
+        "pixel_size": round(px_detector * binning, 4),
+        "density": float(np.exp(rng.uniform(np.log(0.03), np.log(0.6)))),
+        "min_distance_frac": float(rng.uniform(0.6, 1.0)),
+        "snr": float(np.exp(rng.uniform(np.log(0.03), np.log(0.2)))),
+        "ice_thickness_nm": float(rng.uniform(15.0, 90.0)),
+        "carbon": float(rng.uniform(0.08, 0.35)) if rng.uniform() < 0.25 else 0.0,
+        "junk_fraction": float(rng.uniform(0.0, 0.25)),
+        "mtf": bool(rng.uniform() < 0.5),
+        "render": choose_render(rng, GENERAL_RENDERS),
+        "detector_pixel_a": round(px_detector, 4),
+        "binning": binning,
+    }
+
+
 def general_specs() -> list[DatasetSpec]:
-    """Every particle type (parametric and atomic) and every fiber type, with wider variation."""
-    specs = [DatasetSpec(f"general_{n}", "particle", n, 1.0, (0.05, 0.5), (0.03, 0.15), 0.4, 0.5)
-             for n in list_particle_types()]
+    """Every particle type (parametric and atomic, 8-42 nm) with per-micrograph imaging from
+    ``draw_general``, plus vesicles and every fiber type with wider variation."""
+    specs = [DatasetSpec(f"general_{n}", "particle", n, varied=True) for n in list_particle_types()]
     specs.append(DatasetSpec("general_vesicle", "vesicle", None, 1.0, (0.08, 0.3), (0.4, 1.5), 0.3, 0.5))
     specs += [DatasetSpec(f"general_{n}", "fiber", n, 1.0, (0.01, 0.06), (0.15, 0.5), 0.3, 0.5)
               for n in FIBER_TYPES]
@@ -80,13 +121,18 @@ def write_dataset(spec: DatasetSpec, out: Path, shape: tuple[int, int], n_train:
     for i in range(n_train + n_test):
         split = "train" if i < n_train else "test"
         mseed = seed * 1000 + i
-        density = float(rng.uniform(*spec.density))
-        snr = float(rng.uniform(*spec.snr))
-        px_i = round(px * float(np.exp(rng.uniform(-spec.pixel_jitter, spec.pixel_jitter))), 4)
-        mtf = bool(rng.uniform() < spec.mtf_probability)
-        sim = simulate_micrograph(shape, spec.particle, pixel_size=px_i, seed=mseed, object=spec.object,
-                                  density=density, snr=snr, mtf=mtf, name=f"{spec.name}_{i:03d}", **spec.extra)
-        row = write_simulated(sim, out / spec.name / split)
+        if spec.varied:
+            kwargs = draw_general(rng, _object_diameter_a(spec), shape)
+            render, more = kwargs.pop("render"), {k: kwargs.pop(k) for k in ("detector_pixel_a", "binning")}
+        else:
+            kwargs = {"density": float(rng.uniform(*spec.density)), "snr": float(rng.uniform(*spec.snr)),
+                      "pixel_size": round(px * float(np.exp(rng.uniform(-spec.pixel_jitter, spec.pixel_jitter))), 4),
+                      "mtf": bool(rng.uniform() < spec.mtf_probability)}
+            render, more = "float", {}
+        sim = simulate_micrograph(shape, spec.particle, seed=mseed, object=spec.object,
+                                  name=f"{spec.name}_{i:03d}", **kwargs, **spec.extra)
+        sim.params.update(more)
+        row = write_simulated(sim, out / spec.name / split, render)
         row["micrograph"] = f"{split}/{row['micrograph']}"
         row["coordinates"] = f"{split}/{row['coordinates']}"
         row["split"] = split
@@ -97,6 +143,7 @@ def write_dataset(spec: DatasetSpec, out: Path, shape: tuple[int, int], n_train:
     header = {"dataset": spec.name, "object": spec.object, "particle": first["particle"],
               "diameter_px": first["diameter_px"], "diameter_a": first["diameter_a"],
               "pixel_size_a": px, "pixel_jitter": spec.pixel_jitter, "seed": seed, "shape": list(shape),
+              "varied": spec.varied,  # True: pixel size, diameter_px and rendering differ per micrograph (rows)
               "n_train": n_train, "n_test": n_test, "generator": "epick.simulator"}
     return write_manifest(out / spec.name / MANIFEST_NAME, header, rows)
 
