@@ -17,12 +17,12 @@ import numpy as np
 def micrograph_key(name: str | Path) -> str:
     """Name used to pair micrographs with coordinate files: file stem without common pick suffixes."""
     stem = Path(str(name)).name
-    for ext in (".mrcs", ".mrc", ".tiff", ".tif", ".png", ".jpeg", ".jpg", ".star", ".box",
+    for ext in (".mrcs", ".mrc", ".tiff", ".tif", ".png", ".jpeg", ".jpg", ".star", ".cbox", ".box",
                 ".csv", ".txt", ".cs", ".thi", ".coord"):
         if stem.lower().endswith(ext):
             stem = stem[: -len(ext)]
             break
-    for suffix in ("_autopick", "_manualpick", "_picks", "_epick"):
+    for suffix in ("_autopick", "_manualpick", "_picks", "_epick", "_start_end"):
         if stem.endswith(suffix):
             stem = stem[: -len(suffix)]
     return stem

@@ -8,6 +8,8 @@ Formats (name: suffixes, module):
 - ``topaz``: .txt/.tsv/.csv with an ``image_name`` header: Topaz table, many micrographs (``csvfmt.py``)
 - ``cs``:    .cs                         cryoSPARC particles (``cryosparc.py``)
 - ``thi``:   .thi                        EPicker (read only, ``thi.py``)
+- ``cbox``:  .cbox                       crYOLO (read only, ``cbox.py``; filaments as fibers)
+- ``startend``: NAME_start_end.star      RELION / crYOLO helix start-end pairs (write only, fibers, ``cbox.py``)
 
 Every reader returns centres in original-micrograph pixels (epick's convention, see
 ``epick.runtime.picks``); corner and fraction formats convert inside their module.
@@ -24,11 +26,12 @@ from .star import write_autopick_index  # re-exported: used by `epick pick`
 __all__ = ["FORMATS", "READ_FORMATS", "WRITE_FORMATS", "SUFFIXES", "MULTI_MICROGRAPH_FORMATS", "INDEX_NAMES",
            "detect_format", "read_picks", "write_picks", "write_autopick_index", "find_coordinate_files"]
 
-READ_FORMATS = ("star", "box", "csv", "topaz", "cs", "thi")
-WRITE_FORMATS = ("star", "box", "csv", "topaz", "cs")
+READ_FORMATS = ("star", "box", "csv", "topaz", "cs", "thi", "cbox")
+WRITE_FORMATS = ("star", "box", "csv", "topaz", "cs", "startend")
 FORMATS = READ_FORMATS
 MULTI_MICROGRAPH_FORMATS = ("topaz", "cs")  # one file holds many micrographs
-SUFFIXES = {"star": ".star", "box": ".box", "csv": ".csv", "topaz": ".txt", "cs": ".cs", "thi": ".thi"}
+SUFFIXES = {"star": ".star", "box": ".box", "csv": ".csv", "topaz": ".txt", "cs": ".cs", "thi": ".thi",
+            "cbox": ".cbox", "startend": "_start_end.star"}
 # job-level indexes list the per-micrograph files beside them: inside a folder they are skipped so
 # no micrograph is read twice (name one explicitly to read through it)
 INDEX_NAMES = ("autopick.star", "manualpick.star", "merge_results.thi")
@@ -38,7 +41,7 @@ RELION_INDEX_NAMES = ("autopick.star", "manualpick.star")
 RELION_JOB_MARKERS = ("job.star", "note.txt", "RELION_JOB_EXIT_SUCCESS", "RELION_OUTPUT_NODES.star")
 # one table per run written by `epick pick` beside its per-micrograph files (runtime/io/job_tables.py)
 JOB_TABLE_NAMES = ("particles.star", "picks_topaz.txt", "particles.cs")
-_SUFFIX_TO_FORMAT = {".star": "star", ".box": "box", ".cs": "cs", ".thi": "thi",
+_SUFFIX_TO_FORMAT = {".star": "star", ".box": "box", ".cs": "cs", ".thi": "thi", ".cbox": "cbox",
                      ".csv": "csv", ".txt": "csv", ".tsv": "csv", ".coord": "csv"}
 
 
@@ -54,6 +57,8 @@ def _sniff(path: Path) -> str | None:
     body = [ln.strip() for ln in head.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not body:
         return None
+    if "data_cryolo" in body[:50]:
+        return "cbox"
     if body[0].startswith("data_") or any(ln.startswith("_rln") for ln in body[:50]):
         return "star"
     if body[0].startswith("["):
@@ -111,6 +116,9 @@ def read_picks(path: str | Path, *, shape: tuple[int, int] | None = None,
     elif fmt == "cs":
         from .cryosparc import read_cs
         picks_list = read_cs(path)
+    elif fmt == "cbox":
+        from .cbox import read_cbox
+        picks_list = read_cbox(path, diameter=diameter)
     else:
         from .thi import read_thi
         picks_list = read_thi(path)
@@ -148,13 +156,16 @@ def write_picks(picks: Picks | Sequence[Picks], path: str | Path, fmt: str | Non
     if fmt == "box":
         from .box import write_box
         return write_box(one, path, diameter=diameter)
+    if fmt == "startend":
+        from .cbox import write_start_end
+        return write_start_end(one, path)
     from .csvfmt import write_csv
     return write_csv(one, path)
 
 
 # a folder written by `epick pick --format star,box,cs,csv` holds each micrograph in several formats:
 # inside a folder only the first of these per micrograph is read (star keeps scores and diameter)
-_FOLDER_PREFERENCE = (".star", ".cs", ".csv", ".tsv", ".txt", ".coord", ".box", ".thi")
+_FOLDER_PREFERENCE = (".star", ".cs", ".cbox", ".csv", ".tsv", ".txt", ".coord", ".box", ".thi")
 
 
 def _one_format_per_micrograph(found: list[Path]) -> list[Path]:

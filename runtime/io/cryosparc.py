@@ -48,8 +48,13 @@ MIC_PATH, MIC_SHAPE, MIC_UID = "location/micrograph_path", "location/micrograph_
 EXP_GROUP, MIC_PSIZE = "location/exp_group_id", "location/micrograph_psize_A"
 SCORE = "pick_stats/ncc_score"
 CS_FORMATS = ("numpy", "csdat")
+# the fields of cryoSPARC's own picked-particle files (checked against a real one in
+# tests/fixtures/cryosparc): min_dist_A, power, template_idx and angle_rad are written as 0
+# (epick has no such values; cryoSPARC's Inspect Picks then filters on ncc_score only)
 PARTICLE_FIELDS = [(MIC_UID, "<u8"), (EXP_GROUP, "<u4"), (MIC_PATH, "O"), (MIC_SHAPE, "<u4", (2,)),
-                   (MIC_PSIZE, "<f4"), (X_FRAC, "<f4"), (Y_FRAC, "<f4"), (SCORE, "<f4")]
+                   (X_FRAC, "<f4"), (Y_FRAC, "<f4"), ("location/min_dist_A", "<f4"), (MIC_PSIZE, "<f4"),
+                   (SCORE, "<f4"), ("pick_stats/power", "<f4"), ("pick_stats/template_idx", "<u4"),
+                   ("pick_stats/angle_rad", "<f4")]
 
 
 def is_cs_file(path: str | Path) -> bool:
