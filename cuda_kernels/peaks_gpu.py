@@ -50,6 +50,7 @@ class GpuPeakFinder:
     def find_batch(self, heatmap, offset, size=None) -> list[NetworkPeaks]:
         """Peaks of each image, best first (see ``epick.runtime.peaks.find_peaks``)."""
         from ._device import BLOCK_1D, BLOCK_2D, blocks_for
+        from .preprocess_kernels import k_fill
 
         shape = tuple(heatmap.shape)
         if len(shape) == 4 and shape[1] == 1:
@@ -65,7 +66,8 @@ class GpuPeakFinder:
         has_size = size is not None
         siz = self._device("size", size, (n_img, 2, h, w)) if has_size else off
         kk = max(self.top_k, 1)
-        counter = pool.upload("counter", np.zeros(n_img, np.int32), s)
+        counter = pool.get("counter", n_img, np.int32, s)
+        k_fill[1, BLOCK_1D, s](counter, 0)
         cand_index = pool.get("cand_index", (n_img, h * w), np.int32, s)
         cand_logit = pool.get("cand_logit", (n_img, h * w), np.float32, s)
         out_index = pool.get("out_index", (n_img, kk), np.int32, s)

@@ -142,9 +142,45 @@ class GpuPreprocessor:
 
         return refine_range(histogram, mn, mx, n, p.clip_low, p.clip_high, bins, ROBUST_ROUNDS)
 
+    def grey_range(self, small):
+        """``robust_range`` of a device image without leaving the device: a float64[8] device state
+        (``preprocess_kernels.RS_*``: result lo/hi at RS_LO/RS_HI, RS_CONSTANT for a constant image)
+        written by a fixed sequence of kernels on the stream, each refinement round a no-op once the
+        search is done, so nothing waits for the host. Same decisions and bits as ``robust_range``."""
+        from ._device import BLOCK_1D, reduction_blocks
+        from epick.runtime.preprocess import CONSTANT_RTOL
+
+        k, s, p, pool = self._k, self.stream, self.params, self._pool
+        flat = small.reshape(small.size)
+        blocks = reduction_blocks(small.size)
+        min_max = pool.get("min_max", 2, np.float32, s)
+        count = pool.get("count", 1, np.int64, s)
+        k.k_min_max_reset[1, 1, s](min_max, count)
+        k.k_finite_min_max[blocks, BLOCK_1D, s](flat, min_max, count)
+        state = pool.get("range_state", 8, np.float64, s)
+        istate = pool.get("range_istate", 4, np.int64, s)
+        hist = pool.get("hist", int(p.hist_bins), np.int64, s)
+        outside = pool.get("outside", 2, np.int64, s)
+        k.k_range_start[1, BLOCK_1D, s](min_max, count, float(p.clip_low), float(p.clip_high), CONSTANT_RTOL,
+                                         state, istate, hist, outside)
+        for _ in range(ROBUST_ROUNDS):
+            k.k_histogram_dev[blocks, BLOCK_1D, s](flat, state, hist, outside)
+            k.k_range_step[1, BLOCK_1D, s](state, istate, hist, outside, ROBUST_ROUNDS, CONSTANT_RTOL)
+        return state
+
+    def levels_on_device(self, small, state):
+        """``levels`` with the grey range of ``grey_range`` (device state): no host round trip."""
+        from ._device import grid_2d
+
+        my, mx = small.shape
+        grid, block = grid_2d(my, mx)
+        raw_levels = self._pool.get("levels8", (my, mx), np.uint8, self.stream)
+        self._k.k_to_levels_dev[grid, block, self.stream](small, state, raw_levels)
+        return self._equalise(raw_levels)
+
     def levels(self, small, bounds):
-        """Device uint8 [my, mx]: 8-bit levels of ``small`` in ``bounds``, then equalised."""
-        from ._device import BLOCK_1D, grid_2d, reduction_blocks
+        """Device uint8 [my, mx]: 8-bit levels of ``small`` in ``bounds`` (host floats), then equalised."""
+        from ._device import grid_2d
 
         k, s = self._k, self.stream
         my, mx = small.shape
@@ -155,7 +191,17 @@ class GpuPreprocessor:
         else:
             lo, hi = float(bounds[0]), float(bounds[1])
             k.k_to_levels[grid, block, s](small, lo, 255.0 / (hi - lo), raw_levels)
-        hist = self._pool.upload("hist256", np.zeros(LEVELS, np.int64), s)
+        return self._equalise(raw_levels)
+
+    def _equalise(self, raw_levels):
+        """Histogram equalisation of the device 8-bit image: (uint8 image, device pad grey [1])."""
+        from ._device import BLOCK_1D, grid_2d, reduction_blocks
+
+        k, s = self._k, self.stream
+        my, mx = raw_levels.shape
+        grid, block = grid_2d(my, mx)
+        hist = self._pool.get("hist256", LEVELS, np.int64, s)
+        k.k_fill[1, BLOCK_1D, s](hist, 0)
         k.k_histogram_256[reduction_blocks(my * mx), BLOCK_1D, s](raw_levels, hist)
         lut = self._pool.get("lut", LEVELS, np.uint8, s)
         pad_grey = self._pool.get("pad_grey", 1, np.uint8, s)

@@ -5,10 +5,13 @@ sums, float64 level maps), written with the non-fused intrinsics of ``_device`` 
 
 | kernel                       | CPU counterpart                         |
 | ---------------------------- | --------------------------------------- |
+| ``k_fill``, ``k_min_max_reset`` | resets on the device (no upload)      |
 | ``k_cast_f32``               | ``np.ascontiguousarray(img, float32)``  |
 | ``k_resample_rows/_cols``    | ``_resample_rows`` / ``_resample_cols`` |
 | ``k_finite_min_max``         | ``_finite_min_max``                     |
 | ``k_histogram``              | ``_histogram`` (shared memory + atomics)|
+| ``k_range_start``, ``k_histogram_dev``, ``k_range_step`` | ``refine_range`` (no host round trip) |
+| ``k_to_levels_dev``          | ``to_levels`` with the device range     |
 | ``k_to_levels``              | ``_to_levels``                          |
 | ``k_histogram_256``, ``k_equalise_lut``, ``k_apply_lut`` | ``_equalise``   |
 | ``k_network_input``          | ``pad_to_multiple`` + ``network_input`` |
@@ -100,6 +103,22 @@ def _col_sum(image, x, i0, weights, j):
 
 
 @cuda.jit
+def k_fill(array, value):
+    """array[:] = value (1-D, any dtype): device-side resets, so no pageable upload stalls the stream."""
+    for i in range(cuda.grid(1), array.size, cuda.gridsize(1)):
+        array[i] = value
+
+
+@cuda.jit
+def k_min_max_reset(min_max, count):
+    """min_max = (+inf, -inf), count = 0: the start of ``k_finite_min_max`` (one thread)."""
+    if cuda.grid(1) == 0:
+        min_max[0] = float32(math.inf)
+        min_max[1] = float32(-math.inf)
+        count[0] = 0
+
+
+@cuda.jit
 def k_finite_min_max(flat, min_max, count):
     """min_max[0] = min, min_max[1] = max, count[0] = number of the finite values of ``flat``.
 
@@ -146,6 +165,12 @@ def k_histogram(flat, lo, hi, scale, hist, outside):
     """
     s_hist = cuda.shared.array(SHARED_BINS, int32)
     s_out = cuda.shared.array(2, int32)
+    _histogram_block(flat, lo, hi, scale, hist, outside, s_hist, s_out)
+
+
+@cuda.jit(device=True)
+def _histogram_block(flat, lo, hi, scale, hist, outside, s_hist, s_out):
+    """The body of ``k_histogram`` (shared arrays allocated by the calling kernel)."""
     tid = cuda.threadIdx.x
     bins = hist.size
     for b in range(tid, SHARED_BINS, cuda.blockDim.x):
@@ -177,6 +202,145 @@ def k_histogram(flat, lo, hi, scale, hist, outside):
             cuda.atomic.add(hist, b, int64(c))
     if tid < 2 and s_out[tid] != 0:
         cuda.atomic.add(outside, tid, int64(s_out[tid]))
+
+
+# ---------------------------------------------------------------------------------------------
+# The robust grey range on the device (``refine_range`` without host round trips)
+#
+# state (float64[8]): 0 lo_edge, 1 hi_edge, 2 min, 3 max, 4 lo, 5 hi (the result), 6 done, 7 constant
+# istate (int64[4]):  0 finite count, 1 rank_lo, 2 rank_hi, 3 rounds done
+# k_range_start, then max_rounds x (k_histogram_dev, k_range_step): a round after "done" is a no-op,
+# so the launch sequence is fixed and nothing waits for the host. The arithmetic is refine_range's,
+# operation for operation in float64 with the non-fused intrinsics.
+# ---------------------------------------------------------------------------------------------
+RS_LO_EDGE, RS_HI_EDGE, RS_MIN, RS_MAX, RS_LO, RS_HI, RS_DONE, RS_CONSTANT = range(8)
+
+
+@cuda.jit(device=True)
+def _is_constant(mn, mx, n, rtol):
+    """``epick.runtime.preprocess.is_constant`` in float64."""
+    if n == 0:
+        return True
+    return not (mx - mn > mul64(rtol, dmax(abs(mn), abs(mx))))
+
+
+@cuda.jit
+def k_range_start(min_max, count, clip_low, clip_high, rtol, state, istate, hist, outside):
+    """After ``k_finite_min_max``: the constant test, the two ranks and the first edges; zeroes
+    ``hist`` and ``outside`` for the first round (one block)."""
+    for b in range(cuda.threadIdx.x, hist.size, cuda.blockDim.x):
+        hist[b] = 0
+    if cuda.threadIdx.x == 0:
+        outside[0] = 0
+        outside[1] = 0
+        mn = float64(min_max[0])
+        mx = float64(min_max[1])
+        n = count[0]
+        state[RS_MIN] = mn
+        state[RS_MAX] = mx
+        state[RS_LO_EDGE] = mn
+        state[RS_HI_EDGE] = mx
+        state[RS_LO] = mn
+        state[RS_HI] = mx
+        istate[0] = n
+        istate[3] = 0
+        if _is_constant(mn, mx, n, rtol):
+            state[RS_DONE] = 1.0
+            state[RS_CONSTANT] = 1.0
+        else:
+            state[RS_DONE] = 0.0
+            state[RS_CONSTANT] = 0.0
+            istate[1] = int64(math.floor(mul64(clip_low, float64(n - 1))))
+            istate[2] = int64(math.ceil(mul64(clip_high, float64(n - 1))))
+
+
+@cuda.jit
+def k_histogram_dev(flat, state, hist, outside):
+    """``k_histogram`` of [state lo_edge, hi_edge]; nothing when the range search is done."""
+    s_hist = cuda.shared.array(SHARED_BINS, int32)
+    s_out = cuda.shared.array(2, int32)
+    if state[RS_DONE] != 0.0:
+        return
+    lo = state[RS_LO_EDGE]
+    hi = state[RS_HI_EDGE]
+    _histogram_block(flat, lo, hi, div64(float64(hist.size), hi - lo), hist, outside, s_hist, s_out)
+
+
+@cuda.jit(device=True)
+def _value_of_rank(below, hist, rank, lo_edge, width, out):
+    """``epick.runtime.preprocess._value_of_rank``: out[0] = bin (as float64), out[1] = value."""
+    bins = hist.size
+    cum = below
+    b = 0
+    while b < bins - 1:          # searchsorted(cum, rank, "right"): the first bin whose cum > rank
+        cum += hist[b]
+        if cum > rank:
+            break
+        b += 1
+    if b == bins - 1 and not cum > rank:
+        cum += hist[b]
+    before = cum - hist[b]
+    if hist[b] > 0:
+        inside = div64(float64(rank - before) + 0.5, float64(hist[b]))
+    else:
+        inside = 0.5
+    inside = dmin(dmax(inside, 0.0), 1.0)
+    out[0] = float64(b)
+    out[1] = add64(lo_edge, mul64(float64(b) + inside, width))
+
+
+@cuda.jit
+def k_range_step(state, istate, hist, outside, max_rounds, rtol):
+    """One round of ``refine_range`` after ``k_histogram_dev`` (one block): the two quantiles, the
+    stop test and the next edges or the result; zeroes the histogram for the next round."""
+    if state[RS_DONE] != 0.0:
+        return
+    if cuda.threadIdx.x == 0:
+        s_lo = cuda.local.array(2, float64)
+        s_hi = cuda.local.array(2, float64)
+        bins = hist.size
+        lo_edge = state[RS_LO_EDGE]
+        hi_edge = state[RS_HI_EDGE]
+        width = div64(hi_edge - lo_edge, float64(bins))
+        _value_of_rank(outside[0], hist, istate[1], lo_edge, width, s_lo)
+        _value_of_rank(outside[0], hist, istate[2], lo_edge, width, s_hi)
+        b_lo = int64(s_lo[0])
+        b_hi = int64(s_hi[0])
+        lo = s_lo[1]
+        hi = s_hi[1]
+        istate[3] += 1
+        mn = state[RS_MIN]
+        mx = state[RS_MAX]
+        if b_hi - b_lo >= bins // 4 or width <= mul64(mx - mn, 1e-12) or istate[3] >= max_rounds:
+            state[RS_DONE] = 1.0
+            if _is_constant(lo, hi, 2, rtol):
+                state[RS_LO] = mn
+                state[RS_HI] = mx
+            else:
+                state[RS_LO] = lo
+                state[RS_HI] = hi
+        else:
+            state[RS_LO_EDGE] = add64(lo_edge, mul64(float64(b_lo), width))
+            state[RS_HI_EDGE] = add64(lo_edge, mul64(float64(b_hi + 1), width))
+    cuda.syncthreads()
+    for b in range(cuda.threadIdx.x, hist.size, cuda.blockDim.x):
+        hist[b] = 0
+    if cuda.threadIdx.x < 2:
+        outside[cuda.threadIdx.x] = 0
+
+
+@cuda.jit
+def k_to_levels_dev(image, state, out):
+    """``k_to_levels`` with the range from the device state: mid grey 128 for a constant image."""
+    x0, y0 = cuda.grid(2)
+    sx, sy = cuda.gridsize(2)
+    lo = state[RS_LO]
+    hi = state[RS_HI]
+    flat = state[RS_CONSTANT] != 0.0 or not hi > lo
+    scale = 0.0 if flat else div64(255.0, hi - lo)
+    for y in range(y0, out.shape[0], sy):
+        for x in range(x0, out.shape[1], sx):
+            out[y, x] = uint8(128) if flat else _level(image[y, x], lo, scale)
 
 
 @cuda.jit

@@ -255,8 +255,7 @@ class DevicePipeline:
             small = pre.downsample(raw, item.transform.network_shape)
             if i + 1 < len(items):
                 staged = self.uploader.stage(items[i + 1].raw)   # host copy overlaps the GPU work
-            bounds = pre.robust_range(small)
-            u8, pad_grey = pre.levels(small, bounds)
+            u8, pad_grey = pre.levels_on_device(small, pre.grey_range(small))   # no host round trip
             self._network_input(u8, pad_grey, batch[i, 0])
             if timer:
                 timer.mark("preprocess", self.stream, end=True)

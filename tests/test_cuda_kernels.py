@@ -123,6 +123,35 @@ def test_downsample_exact_for_each_input_dtype(dtype):
     assert got.dtype == np.float32 and np.array_equal(got, want, equal_nan=True)
 
 
+def range_cases(rng):
+    clean = rng.normal(0.0, 1.0, (29, 31)).astype(np.float32)
+    hot = clean.copy()
+    hot[3, 4] = 1e6
+    nan = clean.copy()
+    nan[::7, ::5] = np.nan
+    constant = np.full((9, 13), 3.5, np.float32)
+    near_constant = constant + np.float32(1e-7) * rng.random((9, 13)).astype(np.float32)
+    near_constant[0, :2] = (0.0, 9.0)  # two outliers: falls back to (min, max)
+    all_nan = np.full((3, 4), np.nan, np.float32)
+    return clean, hot, nan, constant, near_constant, all_nan
+
+
+def test_grey_range_on_the_device_equals_cpu_without_host_round_trips():
+    """k_range_start + rounds of k_histogram_dev/k_range_step: refine_range's decisions and bits,
+    the result left on the device; the hot pixel takes extra rounds, constant images none."""
+    from epick.cuda_kernels.preprocess_kernels import RS_CONSTANT, RS_HI, RS_LO
+
+    for params in (P.PreprocessParams(), P.PreprocessParams(hist_bins=5000, clip_low=0.01, clip_high=0.98)):
+        gpu = GpuPreprocessor(params)
+        for image in range_cases(np.random.default_rng(12)):
+            state = gpu.grey_range(cuda.to_device(image)).copy_to_host()
+            want = P.robust_range(image, params.clip_low, params.clip_high, params.hist_bins)
+            got = None if state[RS_CONSTANT] else (float(state[RS_LO]), float(state[RS_HI]))
+            assert got == want
+            u8, _ = gpu.levels_on_device(cuda.to_device(image), gpu.grey_range(cuda.to_device(image)))
+            assert np.array_equal(u8.copy_to_host(), P.equalise(P.to_levels(image, *(want or (None, None)))))
+
+
 def test_robust_range_equals_cpu_clean_hot_nan_constant_and_many_bins():
     rng = np.random.default_rng(12)
     clean = rng.normal(0.0, 1.0, (29, 31)).astype(np.float32)
