@@ -73,21 +73,27 @@ def _export_onnx(args, graph, meta: dict, out: Path, opset: int, reference=None)
     from .onnx_export import export_onnx
     from .parity import compare, onnx_runner, torch_runner
 
-    export_onnx(graph, out, meta, opset=opset, simplify=not args.no_simplify)
-    if not args.no_verify and reference is None:
-        report = compare(torch_runner(graph), onnx_runner(out), _verify_batches(args, meta)[0])
-        print(f"ONNX parity: {report.summary()}")
-        if not report.ok(ONNX_HEATMAP_TOL):
-            raise ModelFileError(out, f"ONNX Runtime disagrees with torch ({report.summary()}; "
-                                 f"{'; '.join(report.details)})", "report this with the model file")
-    elif not args.no_verify:
-        batches, scales = _verify_batches(args, meta)
-        report = compare(torch_runner(reference), onnx_runner(out), batches, scales=scales)
-        print(f"FP16 ONNX parity (ONNX Runtime CPU vs FP32 torch): {report.picks_summary()}")
-        if not report.picks_ok():
-            raise ModelFileError(out, "the FP16 ONNX file does not give the FP32 network's picks "
-                                 f"({'; '.join(report.tolerance_details) or 'no reference picks'})",
-                                 "use --fp32, or report this with the model file")
+    from epick.runtime.io.atomic import atomic_path
+
+    # written beside OUT and renamed only once verified: a rejected file never sits at OUT (and
+    # an earlier good file there is kept)
+    with atomic_path(out) as tmp:
+        export_onnx(graph, tmp, meta, opset=opset, simplify=not args.no_simplify)
+        if not args.no_verify and reference is None:
+            report = compare(torch_runner(graph), onnx_runner(tmp), _verify_batches(args, meta)[0])
+            print(f"ONNX parity: {report.summary()}")
+            if not report.ok(ONNX_HEATMAP_TOL):
+                raise ModelFileError(out, f"ONNX Runtime disagrees with torch ({report.summary()}; "
+                                     f"{'; '.join(report.details)}); nothing was written",
+                                     "report this with the model file")
+        elif not args.no_verify:
+            batches, scales = _verify_batches(args, meta)
+            report = compare(torch_runner(reference), onnx_runner(tmp), batches, scales=scales)
+            print(f"FP16 ONNX parity (ONNX Runtime CPU vs FP32 torch): {report.picks_summary()}")
+            if not report.picks_ok():
+                raise ModelFileError(out, "the FP16 ONNX file does not give the FP32 network's picks "
+                                     f"({'; '.join(report.tolerance_details) or 'no reference picks'}); "
+                                     "nothing was written", "use --fp32, or report this with the model file")
     print(f"wrote {out}")
     return out
 
@@ -116,8 +122,12 @@ def _export_torch_gpu(args, graph, meta: dict) -> Path:
         print(f"torch-GPU parity ({'FP16' if args.fp16 else 'FP32'} vs FP32): {report.picks_summary()}")
         if not report.picks_ok():
             why = "; ".join(report.tolerance_details) or "no reference picks to compare"
-            raise ModelFileError(out, f"the package does not give the FP32 network's picks ({why})",
-                                 "try --fp32, or report this with the model file")
+            from .artifact_metadata import sidecar_path
+
+            for rejected in (out, sidecar_path(out)):   # a rejected package is not left behind
+                rejected.unlink(missing_ok=True)
+            raise ModelFileError(out, f"the package does not give the FP32 network's picks ({why}); "
+                                 "it was removed", "try --fp32, or report this with the model file")
     print(f"wrote {out} and {out.name}.json")
     return out
 

@@ -30,6 +30,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .backends import Backend, open_backend
+from .backends.interface_check import check_finite, check_interface
 from .errors import EpickError, ModelFileError
 from .picks import Picks
 from .pipeline import Failed, Prepared, ReaderPool, batches_by_shape
@@ -79,6 +80,7 @@ def decode_outputs(outputs: dict[str, np.ndarray], i: int, transform, *, object_
     the padded heatmap, then :func:`picks_from_peaks`)."""
     from .peaks import find_peaks
 
+    check_finite(outputs, i, micrograph)   # NaN scores are a failure, not zero picks
     size = outputs.get("size")
     peaks = find_peaks(outputs["heatmap"][i, 0], outputs["offset"][i], None if size is None else size[i],
                        threshold=threshold, top_k=top_k)
@@ -148,6 +150,8 @@ class Picker:
         except (TypeError, ValueError) as exc:
             raise ModelFileError(self.backend.path, f"bad preprocessing metadata ({exc})",
                                  "re-export the model with this epick version") from exc
+        self.min_side = int(self.backend.min_side or 0)   # network pixels (torch-GPU package: 64)
+        check_interface(self.backend, object_type=meta.object_type, stride=meta.stride, min_side=self.min_side)
         self.object_type = meta.object_type
         self.threshold = float(threshold if threshold is not None else meta.threshold or DEFAULT_THRESHOLD)
         if not 0.0 <= self.threshold <= 1.0:   # else every micrograph would fail on its own
@@ -159,7 +163,6 @@ class Picker:
         self.batch_size = max(1, int(batch_size))
         self.readers = max(1, int(readers))
         self._infer_lock = None if self.backend.thread_safe else threading.Lock()
-        self.min_side = int(self.backend.min_side or 0)   # network pixels (torch-GPU package: 64)
         self._device = self._device_pipeline(device_path)
 
     def _device_pipeline(self, wanted: bool | None):

@@ -33,6 +33,10 @@ CONSTANT_RTOL = 1e-5
 # ---------------------------------------------------------------------------------------------
 # Parameters and coordinate transform
 # ---------------------------------------------------------------------------------------------
+MAX_TARGET_WIDTH = 16384    # network image width (the EPicker default is 1024)
+MAX_HIST_BINS = 1 << 20     # refinement histogram bins (default 4096)
+
+
 @dataclass(frozen=True)
 class PreprocessParams:
     """Preprocessing settings, stored in model files so training and picking agree.
@@ -50,12 +54,13 @@ class PreprocessParams:
     equalise: bool = True
 
     def __post_init__(self) -> None:
-        if int(self.target_width) < 1:
-            raise ValueError(f"target_width must be >= 1, got {self.target_width}")
+        # upper bounds: a damaged model file must not make preprocessing allocate gigabytes
+        if not 1 <= int(self.target_width) <= MAX_TARGET_WIDTH:
+            raise ValueError(f"target_width must lie in [1, {MAX_TARGET_WIDTH}], got {self.target_width}")
         if not 0.0 <= self.clip_low < self.clip_high <= 1.0:
             raise ValueError(f"need 0 <= clip_low < clip_high <= 1, got {self.clip_low}, {self.clip_high}")
-        if int(self.hist_bins) < 256:
-            raise ValueError(f"hist_bins must be >= 256, got {self.hist_bins}")
+        if not 256 <= int(self.hist_bins) <= MAX_HIST_BINS:
+            raise ValueError(f"hist_bins must lie in [256, {MAX_HIST_BINS}], got {self.hist_bins}")
 
     def to_dict(self) -> dict:
         """Plain JSON-serialisable dict of the settings."""

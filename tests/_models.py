@@ -63,17 +63,23 @@ def _random_module(size_head: bool, seed: int):
 
 def make_onnx(path: str | Path, *, kind: str = "blob_detector", object_type: str = "particle",
               target_width: int = 256, diameter: float | None = 24.0, seed: int = 0,
-              extra_meta: dict | None = None) -> Path:
-    """Write a tiny contract-conforming ONNX model with ``epick`` metadata; return its path."""
+              extra_meta: dict | None = None, module=None, in_channels: int = 1,
+              dynamic: bool = True) -> Path:
+    """Write a tiny contract-conforming ONNX model with ``epick`` metadata; return its path.
+
+    ``module`` (a torch module), ``in_channels`` and ``dynamic=False`` (fixed 64 x 64 input) make
+    models that break the contract, for the checks done at load."""
     import onnx
     import torch
 
     size_head = object_type == "vesicle"
-    module = _blob_module(size_head) if kind == "blob_detector" else _random_module(size_head, seed)
+    if module is None:
+        module = _blob_module(size_head) if kind == "blob_detector" else _random_module(size_head, seed)
     names = ["heatmap", "offset"] + (["size"] if size_head else [])
     path = Path(path)
-    dummy = torch.zeros(1, 1, 64, 64)
+    dummy = torch.zeros(1, in_channels, 64, 64)
     dyn = {"image": {0: "n", 2: "h", 3: "w"}, **{n: {0: "n", 2: "h4", 3: "w4"} for n in names}}
+    dyn = dyn if dynamic else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # constant-folding notes of the TorchScript exporter
         torch.onnx.export(module, (dummy,), str(path), input_names=["image"], output_names=names,

@@ -83,7 +83,10 @@ def _pickers(onnx_path: Path, min_side: int):
     host = Picker(StandInDeviceBackend(OnnxRuntimeBackend(onnx_path, device="cpu", threads=1), min_side),
                   threshold=0.2, device_path=False)
     backend = StandInDeviceBackend(OnnxRuntimeBackend(onnx_path, device="cpu", threads=1), min_side)
-    return host, Picker(backend, threshold=0.2, device_path=True), backend
+    device = Picker(backend, threshold=0.2, device_path=True)
+    host.backend.shapes.clear()   # forget the interface probe each Picker runs once at load
+    backend.shapes.clear()
+    return host, device, backend
 
 
 def _same_picks(a, b) -> None:
@@ -191,6 +194,7 @@ def test_pad_network_image_is_pad_to_multiple_grown_with_the_same_grey():
 def test_host_picker_pads_to_backend_min_side(random_onnx):
     backend = StandInDeviceBackend(OnnxRuntimeBackend(random_onnx, device="cpu"), min_side=64)
     with Picker(backend, device_path=False) as picker:
+        backend.shapes.clear()   # the interface probe at load
         picks = picker.pick(_micrograph((20, 150), np.float32, seed=9))
     assert backend.shapes == [("host", 1, 1, 64, 64)]   # 10x64 network image, 32x64 without min_side
     assert picks.shape == (20, 150)

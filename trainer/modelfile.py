@@ -146,7 +146,7 @@ def read_model_file(path: str | Path, *, verify: bool = True) -> ModelFile:
         raise _fail(path, f"metadata lacks {', '.join(missing)}")
     try:
         config = NetworkConfig.from_dict(meta["architecture"])
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise _fail(path, f"describes an unknown architecture ({exc})") from exc
     network = Detector(config)
     state = {k[len(NET_PREFIX):]: v for k, v in tensors.items() if k.startswith(NET_PREFIX)}

@@ -23,6 +23,8 @@ DLA34_LEVELS = (1, 1, 1, 2, 2, 1)
 DLA34_CHANNELS = (16, 32, 64, 128, 256, 512)
 HEATMAP_BIAS = -2.19  # sigmoid(-2.19) ~ 0.1: the CenterNet prior for the heatmap head
 FIRST_LEVEL = 2  # output stride 4 = 2 ** FIRST_LEVEL
+MAX_WIDTH = 2.0        # channel multiplier (1.0 = DLA-34; 2.0 has about 4 x its weights)
+MAX_HEAD_CONV = 2048
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,13 @@ class NetworkConfig:
     head_conv: int = 256
     with_size: bool = False
     name: str = "dla34"
+
+    def __post_init__(self) -> None:
+        # bounded so that a damaged model file is refused before gigabytes of weights are allocated
+        if not 0 < float(self.width) <= MAX_WIDTH:
+            raise ValueError(f"width must lie in (0, {MAX_WIDTH:g}], got {self.width!r}")
+        if not 1 <= int(self.head_conv) <= MAX_HEAD_CONV:
+            raise ValueError(f"head_conv must lie in [1, {MAX_HEAD_CONV}], got {self.head_conv!r}")
 
     @property
     def channels(self) -> tuple[int, ...]:

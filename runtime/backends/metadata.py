@@ -36,7 +36,10 @@ class ArtifactMetadata:
         """From the export step's JSON blob (validated: format version, keys, object type)."""
         from epick.export.artifact_metadata import validate_metadata
 
+        from .interface_check import check_metadata_values
+
         blob = validate_metadata(blob, source)
+        check_metadata_values(blob, source)
         model = blob.get("model") or {}
         threshold = model.get("threshold") if isinstance(model, dict) else None
         diameter = blob.get("particle_diameter")
@@ -65,7 +68,12 @@ class ArtifactMetadata:
         """From a trainer model file's metadata, as the export step would describe it."""
         from epick.export.artifact_metadata import build_artifact_metadata, file_sha256
 
-        return cls.from_blob(build_artifact_metadata(model_meta, file_sha256(path), outputs), path)
+        try:
+            blob = build_artifact_metadata(model_meta, file_sha256(path), outputs)
+        except (TypeError, ValueError) as exc:   # e.g. a diameter that is not a number
+            raise ModelFileError(path, f"has metadata epick cannot use ({exc})",
+                                 "retrain it, or fix the value with this epick version") from exc
+        return cls.from_blob(blob, path)
 
     def check_object(self, requested: str | None, source: str | Path) -> None:
         """Refuse an artifact trained for another object type than the one asked for."""
