@@ -60,5 +60,6 @@ setup(
         "epick=epick.runtime.cli:main",
         "epick-relion=epick.runtime.integrations.relion:main",   # RELION 4/5 External job
         "epick-topaz=epick.runtime.integrations.topaz:main",     # RELION 5 AutoPick's Topaz executable
+        "epick-cryosparc=epick.runtime.integrations.cryosparc_job:main",   # cryosparc-tools External job
     ]},
 )

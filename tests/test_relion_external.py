@@ -138,6 +138,7 @@ def test_console_scripts_are_installed():
     scripts = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="console_scripts")}
     assert scripts.get("epick-relion") == "epick.runtime.integrations.relion:main"
     assert scripts.get("epick-topaz") == "epick.runtime.integrations.topaz:main"
+    assert scripts.get("epick-cryosparc") == "epick.runtime.integrations.cryosparc_job:main"
 
 
 def test_relion_job_folders_are_input_to_eval_convert_and_train(project, model, capsys):

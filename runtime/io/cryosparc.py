@@ -136,9 +136,10 @@ def exposure_keys(path: str) -> set[str]:
 class Exposures:
     """The exposures of a cryoSPARC job (micrograph_blob slot), found by micrograph name."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        data = load_dataset(self.path)
+    def __init__(self, source):
+        """``source``: an exposures .cs file, or a cryosparc-tools Dataset (an External job's input)."""
+        self.path = Path(source) if isinstance(source, (str, Path)) else Path("exposures")
+        data = load_dataset(self.path) if isinstance(source, (str, Path)) else source
         fields = set(data.fields())
         if "micrograph_blob/path" not in fields:
             raise CoordinateError(self.path, "has no micrograph_blob/path: not an exposures .cs",

@@ -1,0 +1,118 @@
+"""``epick-cryosparc``: pick a cryoSPARC job's exposures as a cryosparc-tools External job.
+
+    epick-cryosparc --project P3 --workspace W2 --exposures J12 --model /models/betagal.onnx \\
+        [--output exposures_accepted] [--threshold 0.3] [--project-dir /data/cryosparc/CS-myproject]
+
+What it does (cryosparc-tools 4.4+ / 5, `CryoSPARC.find_project(...).create_external_job`):
+
+1. creates an External job in the workspace, with an input ``micrographs`` (exposures,
+   ``micrograph_blob`` slot) connected to ``--exposures`` job's ``--output``, and an output
+   ``particles`` (``location`` and ``pick_stats`` slots);
+2. reads each exposure's motion-corrected micrograph from the project directory (this must run on
+   a machine that sees it, like cryoSPARC's workers; ``--project-dir`` when it is mounted
+   elsewhere) and picks it with epick's Picker;
+3. saves the particles: ``location/micrograph_uid`` = the exposure's uid, ``micrograph_path`` as
+   cryoSPARC stores it, ``micrograph_shape``, ``micrograph_psize_A``, ``exp_group_id`` (from
+   ``mscope_params`` when the exposures carry it), ``center_x/y_frac``, ``pick_stats/ncc_score`` =
+   epick's score. Inspect Picks, Extract From Micrographs and 2D classification take them.
+
+Connection: ``--url`` or ``$CRYOSPARC_BASE_URL`` (e.g. http://cryosparc.example.org:39000),
+``$CRYOSPARC_EMAIL`` and ``$CRYOSPARC_PASSWORD`` (cryoSPARC 4 also needs ``$CRYOSPARC_LICENSE``).
+Without a cryoSPARC instance, ``epick pick ... --format jobcs --exposures J12_exposures_accepted.cs``
+writes the same particles as a file for cryoSPARC's Import Particles job.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ..cli_args import ArgumentParser, fraction, help_epilog, positive_int
+from ..errors import EpickError
+
+EXAMPLES = """
+epick-cryosparc --project P3 --workspace W2 --exposures J12 --model /models/betagal.onnx
+epick-cryosparc --project P3 --workspace W2 --exposures J12 --output exposures_accepted --model m.onnx --threshold 0.4
+"""
+WRITES = """
+a new External job in the workspace, with the output 'particles' (location and pick_stats slots)
+"""
+
+
+def pick_exposures(exposures, picker, project_dir: str | Path, *, progress=None):
+    """Particles (a cryosparc-tools Dataset) picked on the micrographs of ``exposures`` (a Dataset
+    with the ``micrograph_blob`` slot), read from ``project_dir``; also the failures {path: reason}."""
+    from ..io.cryosparc import Exposures, particles_dataset
+
+    found = Exposures(exposures)
+    by_file = {str(Path(project_dir) / path): str(path) for path in found.paths}
+    picks_list, failures = [], {}
+    for result in picker.pick_many(list(by_file)):
+        stored = by_file[str(result.source)]
+        if not result.ok:
+            failures[stored] = result.error or "unknown error"
+            continue
+        result.picks.micrograph = stored
+        picks_list.append(result.picks)
+        if progress is not None:
+            progress(len(picks_list), len(by_file))
+    return particles_dataset(picks_list, exposures=found), failures
+
+
+def build_parser() -> ArgumentParser:
+    """The command line of ``epick-cryosparc``."""
+    parser = ArgumentParser(prog="epick-cryosparc", description=__doc__.split("\n\n")[0],
+                            epilog=help_epilog(EXAMPLES, WRITES))
+    parser.add_argument("--project", required=True, help="project uid, e.g. P3")
+    parser.add_argument("--workspace", required=True, help="workspace uid for the new job, e.g. W2")
+    parser.add_argument("--exposures", required=True, metavar="JOB", help="job whose exposures to pick, e.g. J12")
+    parser.add_argument("--output", default="exposures", help="that job's exposures output (default: exposures)")
+    parser.add_argument("--model", required=True, help="exported model (.onnx, .engine, .pt2) or .epick file")
+    parser.add_argument("--threshold", type=fraction, help="score threshold in (0, 1] (default: the model's, else 0.3)")
+    parser.add_argument("--batch", type=positive_int, default=4, help="micrographs per inference call (default 4)")
+    parser.add_argument("--backend", default="auto", help="inference backend (default auto)")
+    parser.add_argument("--project-dir", type=Path, help="the project directory as mounted here (default: cryoSPARC's)")
+    parser.add_argument("--url", default=os.environ.get("CRYOSPARC_BASE_URL"), help="cryoSPARC URL ($CRYOSPARC_BASE_URL)")
+    parser.add_argument("--title", default="epick picks", help="title of the new job")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``epick-cryosparc`` (needs a running cryoSPARC)."""
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        from cryosparc.tools import CryoSPARC
+
+        from ..picker import Picker
+
+        if not args.url:
+            raise EpickError("no cryoSPARC URL: pass --url or set CRYOSPARC_BASE_URL")
+        cs = CryoSPARC(args.url, email=os.environ.get("CRYOSPARC_EMAIL"),
+                       password=os.environ.get("CRYOSPARC_PASSWORD"), license=os.environ.get("CRYOSPARC_LICENSE"))
+        project = cs.find_project(args.project)
+        job = project.create_external_job(args.workspace, title=args.title)
+        job.add_input("exposure", "micrographs", slots=["micrograph_blob"])
+        job.connect("micrographs", args.exposures, args.output)
+        job.add_output("particle", "particles", slots=["location", "pick_stats"])
+        project_dir = args.project_dir or Path(str(project.dir))
+        with Picker(args.model, args.backend, threshold=args.threshold, batch_size=args.batch) as picker, job.run():
+            exposures = job.load_input("micrographs", ["micrograph_blob"])
+            job.log(f"epick: picking {len(exposures)} exposures with {Path(args.model).name}")
+            picked, failures = pick_exposures(exposures, picker, project_dir)
+            for path, reason in failures.items():
+                job.log(f"epick: {path}: {reason}", level="warning")
+            out = job.alloc_output("particles", len(picked))
+            for field in picked.fields():
+                if field != "uid" and field in out.fields():
+                    out[field] = picked[field]
+            job.save_output("particles", out)
+            job.log(f"epick: {len(picked)} particles on {len(exposures) - len(failures)} exposures")
+        print(f"epick-cryosparc: {len(picked)} particles in {args.project} {job.uid}")
+        return 0
+    except EpickError as exc:
+        print(f"epick-cryosparc: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

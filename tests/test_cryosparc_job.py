@@ -1,0 +1,43 @@
+"""epick-cryosparc's picking step: a cryosparc-tools exposures Dataset in, particles Dataset out.
+(The connection to a running cryoSPARC, job creation and saving, is not tested: no cryoSPARC here.)"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _models import blob_micrograph, make_onnx
+from epick.runtime.integrations.cryosparc_job import build_parser, pick_exposures
+from epick.runtime.io.micrograph import write_mrc
+from epick.runtime.picker import Picker
+
+dataset = pytest.importorskip("cryosparc.dataset")
+
+
+def test_pick_exposures_gives_particles_joined_to_their_exposures(tmp_path):
+    model = make_onnx(tmp_path / "blob.onnx", target_width=256, diameter=40.0)
+    names = [f"J12/motioncorrected/{i:020d}_mic{i}_patch_aligned_doseweighted.mrc" for i in range(3)]
+    for name in names[:2]:                                     # the third is missing on disk
+        write_mrc(tmp_path / "CS-proj" / name, blob_micrograph((384, 448), n=8, seed=len(name))[0])
+    exposures = dataset.Dataset.allocate(3, [("micrograph_blob/path", "O"), ("micrograph_blob/shape", "<u4", (2,)),
+                                             ("micrograph_blob/psize_A", "<f4")])
+    exposures["micrograph_blob/path"] = names
+    exposures["micrograph_blob/shape"] = [(384, 448)] * 3
+    exposures["micrograph_blob/psize_A"] = 1.06
+    with Picker(model, "onnxruntime-cpu", threshold=0.5) as picker:
+        particles, failures = pick_exposures(exposures, picker, tmp_path / "CS-proj")
+    assert list(failures) == [names[2]]
+    assert len(particles) > 0
+    paths = [p.decode() if isinstance(p, bytes) else p for p in particles["location/micrograph_path"]]
+    assert set(paths) == set(names[:2])
+    uid_of = dict(zip(names, np.asarray(exposures["uid"]).tolist()))
+    assert np.asarray(particles["location/micrograph_uid"]).tolist() == [uid_of[p] for p in paths]
+    np.testing.assert_allclose(particles["location/micrograph_psize_A"], 1.06, rtol=1e-6)
+    assert np.all((np.asarray(particles["location/center_x_frac"]) > 0) & (np.asarray(particles["location/center_x_frac"]) < 1))
+
+
+def test_command_line_needs_project_workspace_exposures_and_model(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--project", "P3", "--workspace", "W2", "--model", "m.onnx"])
+    assert "--exposures" in capsys.readouterr().err
+    args = build_parser().parse_args(["--project", "P3", "--workspace", "W2", "--exposures", "J12", "--model", "m.onnx"])
+    assert (args.output, args.threshold) == ("exposures", None)
