@@ -137,3 +137,16 @@ def test_pick_reads_a_relion_micrograph_list(model, tmp_path, monkeypatch):
     assert main(["pick", "project/CtfFind/job003/micrographs_ctf.star", "--model", str(model), "--out", str(out),
                  "--quiet"]) == 0
     assert sorted(p.name for p in out.glob("*_autopick.star")) == ["m0_autopick.star", "m1_autopick.star"]
+
+
+def test_box_size_is_its_own_option(model, mics, tmp_path):
+    out = tmp_path / "out"
+    assert main(["pick", str(mics), "--model", str(model), "--out", str(out), "--format", "star,box",
+                 "--diameter", "40", "--box-size", "64", "--threshold", "0.5", "--quiet"]) == 0
+    rows = [ln.split("\t") for ln in (out / "mic_A0.box").read_text().splitlines()]
+    assert rows and all(r[2] == r[3] == "64" for r in rows)
+    [star] = read_picks(out / "mic_A0_autopick.star")
+    assert star.diameter == 40.0                               # the particle diameter, not the box
+    np.testing.assert_allclose([int(r[0]) + 32 for r in rows], star.x, atol=0.5)
+    assert main(["convert", str(out), "--to", "box", "--out", str(tmp_path / "b"), "--box-size", "100"]) == 0
+    assert {ln.split("\t")[2] for ln in (tmp_path / "b/mic_A0.box").read_text().splitlines()} == {"100"}

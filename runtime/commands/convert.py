@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     parser.add_argument("--diameter", type=positive_float, default=None, metavar="PX",
                         help="particle box size in original pixels (needed for .box unless the input carries it)")
+    parser.add_argument("--box-size", type=positive_float, default=None, metavar="PX",
+                        help="--to box: box size in original pixels when it differs from the particle diameter")
     parser.add_argument("--micrographs", type=Path, default=None, metavar="DIR",
                         help="folder of the micrographs: their sizes are read for .cs output, and their "
                              "paths become the micrograph names there")
@@ -77,7 +79,7 @@ def _attach_micrographs(picks_list: list[Picks], folder: Path, need_shape: bool)
         picks.micrograph = str(mic)
 
 
-def convert(inputs: list[str | Path], to: str, out: Path, *, diameter: float | None = None,
+def convert(inputs: list[str | Path], to: str, out: Path, *, diameter: float | None = None, box_size: float | None = None,
             micrographs: Path | None = None, progress: bool = True, exposures: Path | None = None,
             cs_format: str = "numpy") -> list[Path]:
     """Convert coordinate files to format ``to`` under ``out``; returns the files written."""
@@ -110,13 +112,15 @@ def convert(inputs: list[str | Path], to: str, out: Path, *, diameter: float | N
                               "convert inputs for different micrograph sets into different --out folders")
     written = []
     for picks in tqdm(picks_list, desc=f"writing {to}", unit="file", disable=not progress or len(picks_list) < 2):
-        written.append(write_picks(picks, out / f"{picks.key}{SUFFIXES[to]}", to, diameter=diameter))
+        written.append(write_picks(picks, out / f"{picks.key}{SUFFIXES[to]}", to,
+                                   diameter=box_size if to == "box" and box_size else diameter))
     return written
 
 
 def run(args: argparse.Namespace) -> int:
     """Run `epick convert`."""
-    written = convert(args.inputs, args.to, args.out, diameter=args.diameter, micrographs=args.micrographs,
+    written = convert(args.inputs, args.to, args.out, diameter=args.diameter, box_size=args.box_size,
+                      micrographs=args.micrographs,
                       exposures=args.exposures, cs_format=args.cs_format)
     print(f"wrote {len(written)} {args.to} file(s) to {args.out}")
     return 0

@@ -67,7 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--object", choices=("particle", "vesicle", "fiber"),
                         help="refuse a model trained for another object type")
     parser.add_argument("--diameter", type=positive_float,
-                        help="particle diameter in original pixels, also the box size written to .box (default: the model's)")
+                        help="particle diameter in original pixels (default: the model's)")
+    parser.add_argument("--box-size", type=positive_float, metavar="PX",
+                        help=".box output: box size in original pixels (default: the particle diameter)")
     parser.add_argument("--min-distance", type=positive_float, help="minimum distance between picks, original pixels")
     parser.add_argument("--top-k", type=positive_int, default=2000, help="most picks per micrograph (default 2000)")
     parser.add_argument("--skip-existing", action="store_true", help="skip micrographs whose outputs exist (resume)")
@@ -107,7 +109,7 @@ class PickOutputs:
     """Writes each micrograph's files, remembers failures and index entries, summarises the run."""
 
     def __init__(self, out_dir: Path, formats: list[str], *, diameter: float | None, preview: int = 0,
-                 exposures: Path | None = None):
+                 exposures: Path | None = None, box_size: float | None = None):
         from ..io.job_tables import JobTables
 
         self.out_dir = Path(out_dir)
@@ -115,6 +117,7 @@ class PickOutputs:
         job_formats = [f for f in formats if f in JOB_FORMATS]
         self.job_tables = JobTables(out_dir, job_formats, exposures=exposures) if job_formats else None
         self.diameter = diameter
+        self.box_size = box_size     # .box box size when it differs from the particle diameter
         self.preview = preview
         self.counts: dict[str, int] = {}
         self.failures: dict[str, str] = {}
@@ -168,7 +171,8 @@ class PickOutputs:
                 star_string(str(result.source), result.name)
                 star_string(str(paths["star"]), result.name)
             for fmt, path in paths.items():
-                write_picks(result.picks, path, fmt, diameter=self.diameter)
+                write_picks(result.picks, path, fmt,
+                            diameter=self.box_size if fmt == "box" and self.box_size else self.diameter)
         except Exception as exc:   # this micrograph fails; a full disk or a read-only folder ends the run
             remove_outputs(paths.values())
             if is_run_level(exc):
@@ -310,14 +314,14 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     shard = _check_scale_options(args)
     logging.basicConfig(level=logging.WARNING, format="epick pick: %(message)s")
     picker = open_picker(args.model, picker_options(args))
-    if "box" in formats and picker.diameter is None and picker.object_type == "particle":
+    if "box" in formats and picker.diameter is None and args.box_size is None and picker.object_type == "particle":
         raise CoordinateError(args.model, "box output needs the particle size and the model does not record it",
-                              "pass --diameter PX")
+                              "pass --box-size PX (or --diameter PX)")
     print(f"epick pick: {picker.object_type} model {Path(args.model).name} on {picker.backend_name}, "
           f"threshold {picker.threshold:g}", file=sys.stderr)
     check_output_folder(args.out)
     outputs = PickOutputs(args.out, formats, diameter=picker.diameter, preview=args.preview,
-                          exposures=args.exposures)
+                          exposures=args.exposures, box_size=args.box_size)
     stop = stop or threading.Event()
     start = time.perf_counter()
     ended: OutputFolderError | None = None
