@@ -16,11 +16,13 @@ Every reader returns centres in original-micrograph pixels (epick's convention, 
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Sequence
 
 from ..errors import CoordinateError
 from ..picks import Picks, micrograph_key
+from ._tables import nonfinite_problem
 from .star import write_autopick_index  # re-exported: used by `epick pick`
 
 __all__ = ["FORMATS", "READ_FORMATS", "WRITE_FORMATS", "SUFFIXES", "MULTI_MICROGRAPH_FORMATS", "INDEX_NAMES",
@@ -104,6 +106,32 @@ def read_picks(path: str | Path, *, shape: tuple[int, int] | None = None,
     """
     path = Path(path)
     fmt = detect_format(path)
+    try:
+        picks_list = _read_format(path, fmt, diameter)
+    except (CoordinateError, OSError):
+        raise
+    except Exception as exc:   # a reader met a value it did not expect: one line, never a traceback
+        raise CoordinateError(path, f"cannot be read as {fmt} ({type(exc).__name__}: {exc})",
+                              "check that the file is complete and of that format") from exc
+    for picks in picks_list:
+        problem = nonfinite_problem(picks)
+        if problem:
+            raise CoordinateError(path, problem, "coordinates, scores and radii must be finite numbers; "
+                                  "fix or remove those rows")
+        for what in ("diameter", "pixel_size"):
+            value = getattr(picks, what, None)
+            if value is not None and not (math.isfinite(float(value)) and float(value) > 0):
+                raise CoordinateError(path, f"gives micrograph {picks.micrograph} a {what} of {value}",
+                                      "it must be a positive number; fix the file")
+        if picks.shape is None and shape is not None:
+            picks.shape = (int(shape[0]), int(shape[1]))
+        if picks.diameter is None and diameter is not None:
+            picks.diameter = float(diameter)
+    return picks_list
+
+
+def _read_format(path: Path, fmt: str, diameter: float | None) -> list[Picks]:
+    """The reader of ``fmt`` applied to ``path``."""
     if fmt == "star":
         from .star import read_star
         picks_list = read_star(path)
@@ -122,11 +150,6 @@ def read_picks(path: str | Path, *, shape: tuple[int, int] | None = None,
     else:
         from .thi import read_thi
         picks_list = read_thi(path)
-    for picks in picks_list:
-        if picks.shape is None and shape is not None:
-            picks.shape = (int(shape[0]), int(shape[1]))
-        if picks.diameter is None and diameter is not None:
-            picks.diameter = float(diameter)
     return picks_list
 
 
@@ -140,6 +163,10 @@ def write_picks(picks: Picks | Sequence[Picks], path: str | Path, fmt: str | Non
     path = Path(path)
     fmt = format_for_output(path, fmt)
     many = [picks] if isinstance(picks, Picks) else list(picks)
+    for one in many:   # never write a NaN/Inf row
+        problem = nonfinite_problem(one)
+        if problem:
+            raise CoordinateError(path, f"not written: {problem}", "coordinates must be finite numbers")
     if fmt in MULTI_MICROGRAPH_FORMATS:
         if fmt == "cs":
             from .cryosparc import write_cs

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..errors import CoordinateError
 from ..picks import Picks, micrograph_key
-from ._tables import group_indices
+from ._tables import group_indices, number_column
 from .atomic import atomic_path
 
 CSDAT_MAGIC = b"\x95CSDAT"     # cryosparc.dataset.FORMAT_MAGIC_PREFIXES[CSDAT_FORMAT]
@@ -70,6 +70,9 @@ def load_dataset(path: str | Path):
     path = Path(path)
     with open(path, "rb") as handle:
         head = handle.read(6)
+    if not head:
+        raise CoordinateError(path, "is empty (0 bytes), not a cryoSPARC .cs file",
+                              "export the particles from cryoSPARC again")
     if head not in (NPY_MAGIC, CSDAT_MAGIC):
         raise CoordinateError(path, "is not a cryoSPARC .cs file (neither NumPy nor CSDAT)",
                               "pass a .cs file exported from cryoSPARC")
@@ -102,6 +105,8 @@ def read_cs(path: str | Path) -> list[Picks]:
                               "use a .cs file with a 'location' slot (e.g. picked or extracted particles)")
     mics = _text(data[MIC_PATH])
     shapes_all = np.asarray(data[MIC_SHAPE], dtype=np.int64).reshape(-1, 2)
+    xs_all, ys_all = number_column(path, data[X_FRAC], X_FRAC), number_column(path, data[Y_FRAC], Y_FRAC)
+    scores_all = number_column(path, data[SCORE], SCORE) if SCORE in fields else None
     out = []
     for mic, rows in group_indices(mics):
         shapes = np.unique(shapes_all[rows], axis=0)
@@ -109,13 +114,12 @@ def read_cs(path: str | Path) -> list[Picks]:
             raise CoordinateError(path, f"gives micrograph {mic} more than one shape {shapes.tolist()}",
                                   "fix location/micrograph_shape")
         ny, nx = (int(v) for v in shapes[0])
-        score = np.asarray(data[SCORE], dtype=np.float64)[rows] if SCORE in fields else None
+        score = None if scores_all is None else scores_all[rows]
         psize = None
         if MIC_PSIZE in fields:
             value = float(np.asarray(data[MIC_PSIZE])[rows[0]])
             psize = value if value > 0 else None
-        out.append(Picks(str(mic), np.asarray(data[X_FRAC], dtype=np.float64)[rows] * nx,
-                         np.asarray(data[Y_FRAC], dtype=np.float64)[rows] * ny, score=score, shape=(ny, nx),
+        out.append(Picks(str(mic), xs_all[rows] * nx, ys_all[rows] * ny, score=score, shape=(ny, nx),
                          pixel_size=psize))
     return out
 

@@ -41,7 +41,7 @@ import numpy as np
 
 from ..errors import CoordinateError
 from ..picks import Picks, micrograph_key
-from ._tables import group_indices
+from ._tables import group_indices, number_column
 from .atomic import atomic_write
 
 RADIUS_LABEL = "rlnEpickRadius"
@@ -72,9 +72,12 @@ def _read_blocks(path: Path) -> dict:
                               "check that it is a RELION STAR file with a data_ block and a loop_") from exc
 
 
-def _column(df, label: str, dtype=np.float64) -> np.ndarray | None:
-    """A column as an array, or None when the label is absent."""
-    return np.asarray(df[label], dtype=dtype) if label in df.columns else None
+def _column(df, label: str, dtype=np.float64, path: Path | str = "STAR file") -> np.ndarray | None:
+    """A column as an array (a non-numeric cell is a CoordinateError naming its row), or None when
+    the label is absent."""
+    if label not in df.columns:
+        return None
+    return number_column(path, df[label], "_" + label).astype(dtype)
 
 
 def _picks_from_table(df, micrograph: str, path: Path, *, diameter: float | None,
@@ -83,12 +86,16 @@ def _picks_from_table(df, micrograph: str, path: Path, *, diameter: float | None
     if "rlnCoordinateX" not in df.columns or "rlnCoordinateY" not in df.columns:
         raise CoordinateError(path, "has no _rlnCoordinateX/_rlnCoordinateY columns",
                               "pass a RELION coordinate or particles STAR file")
-    score = _column(df, "rlnAutopickFigureOfMerit")
+    score = _column(df, "rlnAutopickFigureOfMerit", path=path)
     if score is not None and score.size and np.all(score == UNKNOWN_PSI):
         score = None  # manual picks carry -999 as "no figure of merit"
-    tube = _column(df, "rlnHelicalTubeID", np.int64)
-    return Picks(micrograph, _column(df, "rlnCoordinateX"), _column(df, "rlnCoordinateY"),
-                 score=score, radius=_column(df, RADIUS_LABEL), tube_id=tube,
+    tube = _column(df, "rlnHelicalTubeID", path=path)
+    if tube is not None:
+        if not np.isfinite(tube).all():
+            raise CoordinateError(path, "column _rlnHelicalTubeID holds a NaN/Inf tube ID", "fix or remove that row")
+        tube = tube.astype(np.int64)
+    return Picks(micrograph, _column(df, "rlnCoordinateX", path=path), _column(df, "rlnCoordinateY", path=path),
+                 score=score, radius=_column(df, RADIUS_LABEL, path=path), tube_id=tube,
                  diameter=diameter, pixel_size=pixel_size)
 
 
