@@ -174,24 +174,42 @@ def _pickers_plugin():
 
 # ---------------------------------------------------------------- client side
 def parse_cluster(text: str) -> tuple[str, int | str]:
-    """``local:N`` -> ("local", N); ``dask://HOST:PORT`` (or tcp://, tls://) -> ("address", "tcp://HOST:PORT")."""
+    """``local:N`` -> ("local", N); ``slurm:N`` -> ("slurm", N); ``dask://HOST:PORT`` (or tcp://,
+    tls://) -> ("address", "tcp://HOST:PORT")."""
     text = text.strip()
-    if text.startswith("local:"):
-        try:
-            n = int(text[len("local:"):])
-        except ValueError:
-            n = 0
-        if n < 1:
-            raise EpickError(f"--cluster {text}: give local:N with N >= 1 worker processes, e.g. local:4")
-        return "local", n
+    for kind, what in (("local", "worker processes here"), ("slurm", "Slurm jobs (one GPU worker each)")):
+        if text.startswith(f"{kind}:"):
+            try:
+                n = int(text[len(kind) + 1:])
+            except ValueError:
+                n = 0
+            if n < 1:
+                raise EpickError(f"--cluster {text}: give {kind}:N with N >= 1 {what}, e.g. {kind}:4")
+            return kind, n
     for scheme, to in (("dask://", "tcp://"), ("tcp://", "tcp://"), ("tls://", "tls://")):
         if text.startswith(scheme) and ":" in text[len(scheme):]:
             return "address", to + text[len(scheme):]
-    raise EpickError(f"--cluster {text!r}: give dask://HOST:PORT (a running Dask scheduler) or local:N")
+    raise EpickError(f"--cluster {text!r}: give dask://HOST:PORT (a running Dask scheduler), local:N or slurm:N")
+
+
+def slurm_cluster():
+    """A dask-jobqueue SLURMCluster from the ``jobqueue.slurm`` Dask settings (docs/cluster/jobqueue.yaml)."""
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError as exc:
+        raise EpickError(f"--cluster slurm:N needs dask-jobqueue ({exc}); install it with: "
+                         "pip install 'epick[cluster]'") from None
+    import dask
+
+    if not dask.config.get("jobqueue.slurm.cores", None):
+        raise EpickError("--cluster slurm:N: no jobqueue.slurm settings found; copy docs/cluster/jobqueue.yaml "
+                         "of the epick repository to ~/.config/dask/ and edit its partition and environment")
+    return SLURMCluster()
 
 
 def open_client(spec: str, options: dict):
-    """(Client, LocalCluster or None) for ``--cluster``; local workers get cores/N ONNX Runtime threads each."""
+    """(Client, the cluster it started or None) for ``--cluster``; local workers get cores/N ONNX Runtime
+    threads each; ``slurm:N`` submits N worker jobs (they join as Slurm starts them)."""
     _require_dask()
     import logging
 
@@ -199,6 +217,10 @@ def open_client(spec: str, options: dict):
 
     logging.getLogger("distributed").setLevel(logging.ERROR)   # scheduler/nanny chatter is not for users
     kind, value = parse_cluster(spec)
+    if kind == "slurm":
+        cluster = slurm_cluster()
+        cluster.scale(jobs=int(value))
+        return Client(cluster), cluster
     if kind == "local":
         if options.get("threads") is None:
             options["threads"] = max(1, (os.cpu_count() or 1) // int(value))
