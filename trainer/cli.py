@@ -56,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model on a CPU) (default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT.ckpt after an interruption")
+    parser.add_argument("--ddp", action="store_true",
+                        help="one process of a multi-GPU job: torchrun --nproc_per_node N --no-python epick train ... "
+                             "--ddp (NCCL on GPUs, gloo on CPUs); --batch-size is the global batch, split over the "
+                             "processes; rank 0 writes checkpoints and the model; --resume works with any N")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -86,8 +90,19 @@ def run(args: argparse.Namespace) -> int:
                          lr=args.lr, lr_steps=tuple(args.lr_steps) if args.lr_steps else None, crop=args.crop,
                          repeats=args.repeats, sparse=args.sparse, val_fraction=args.val_fraction, seed=args.seed,
                          device=args.device, amp=not args.no_amp, width=args.width, target_width=args.target_width,
-                         progress=not args.quiet)
-    path, result = train_model(dataset_specs(args), config, args.output, init_model=args.model, resume=args.resume)
+                         progress=not args.quiet, ddp=args.ddp)
+    if not args.ddp:
+        path, result = train_model(dataset_specs(args), config, args.output, init_model=args.model, resume=args.resume)
+    else:
+        from .distributed import process_group
+
+        with process_group(args.device) as ctx:
+            config.progress = config.progress and ctx.is_main
+            path, result = train_model(dataset_specs(args), config, args.output, init_model=args.model,
+                                       resume=args.resume)
+            if not ctx.is_main:
+                return 0
+            print(f"epick train: {ctx.world} processes ({ctx.device.type}), global batch {config.batch_size}")
     ap = "n/a" if result.best_ap is None else f"{result.best_ap:.3f}"
     print(f"wrote {path} (best epoch {result.best_epoch + 1}, validation AP {ap})")
     return 0

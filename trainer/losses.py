@@ -39,18 +39,28 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, *, sparse: bool = Fal
     logits = logits.float()
     target = target.float()
     p = torch.sigmoid(logits).clamp(PROB_EPS, 1.0 - PROB_EPS)
-    labelled = target.eq(1.0)
+    positive = positive_cells(logits, target, sparse=sparse, tau1=tau1)
     if sparse:
         with torch.no_grad():
-            positive = labelled | (p > tau1)
             negative = ~positive & (p < tau2)
     else:
-        positive = labelled
-        negative = ~labelled
+        negative = ~positive
     pos_term = torch.log(p) * (1.0 - p) ** ALPHA
     neg_term = torch.log(1.0 - p) * p ** ALPHA * (1.0 - target) ** BETA
     n = positive.sum().clamp(min=1).float()
     return -(pos_term[positive].sum() + neg_term[negative].sum()) / n
+
+
+def positive_cells(logits: torch.Tensor, target: torch.Tensor, *, sparse: bool = False,
+                   tau1: float = TAU1) -> torch.Tensor:
+    """Cells counted as positives by ``focal_loss`` (bool, no gradient): labelled centres (Y = 1),
+    and with ``sparse`` also pseudo-labels (p > tau1). Their number is the loss's N."""
+    with torch.no_grad():
+        labelled = target.float().eq(1.0)
+        if not sparse:
+            return labelled
+        p = torch.sigmoid(logits.float()).clamp(PROB_EPS, 1.0 - PROB_EPS)
+        return labelled | (p > tau1)
 
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

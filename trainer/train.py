@@ -60,6 +60,7 @@ class TrainConfig:
     target_width: int = 1024  # preprocessing of a new model (a loaded model keeps its own)
     exemplar_objects: int = 200
     progress: bool = True
+    ddp: bool = False  # one process of a torchrun job (trainer/distributed.py); batch_size is the global batch
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -136,8 +137,17 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
     """Train ``network`` in place; returns the best weights (by validation AP, else the last)."""
     from tqdm import tqdm
 
-    dev = _device(config.device)
+    from . import distributed
+
+    ddp = distributed.active() if config.ddp else None
+    if config.ddp and ddp is None:
+        raise EpickError("ddp=True needs the torchrun process group (epick train --ddp starts it)")
+    if ddp and config.batch_size < ddp.world:
+        raise EpickError(f"--batch-size {config.batch_size} is the global batch; give at least one item per "
+                         f"process ({ddp.world})")
+    dev = ddp.device if ddp else _device(config.device)
     network.to(dev).train()
+    forward_all = distributed.wrap(network, ddp) if ddp else network.forward_all
     use_amp = bool(config.amp and dev.type == "cuda")
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = False
@@ -168,14 +178,22 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
             group["lr"] = config.lr_at(epoch)
         sums: dict[str, float] = {}
         batches = _batches(len(new), len(ex), config, rng)
+        if ddp:
+            batches = distributed.full_batches(batches, config.batch_size)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not config.progress,
                    leave=False)
-        for items in bar:
-            samples = [new[i] if kind == "new" else ex[i] for kind, i in items]
-            batch = make_batch(samples, crop, fallback_diam, rng)
+        for b, items in enumerate(bar):
+            if ddp:   # this rank's slots of the global batch, augmented per slot
+                slots = distributed.local_slots(items, ddp)
+                samples = [new[i] if kind == "new" else ex[i] for kind, i in (items[j] for j in slots)]
+                batch = distributed.local_batch(samples, slots, crop, fallback_diam, seed=config.seed,
+                                                epoch=epoch, batch=b)
+            else:
+                samples = [new[i] if kind == "new" else ex[i] for kind, i in items]
+                batch = make_batch(samples, crop, fallback_diam, rng)
             image = torch.from_numpy(batch.image).to(dev)
             with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
-                feats, outs = network.forward_all(image)
+                feats, outs = forward_all(image)
             tgt = [torch.from_numpy(a).to(dev) for a in (batch.heatmap, batch.offset, batch.size, batch.mask)]
             terms = detection_loss(outs, tgt[0], tgt[1], tgt[2] if len(outs) > 2 else None, tgt[3],
                                    sparse=config.sparse)
@@ -187,6 +205,9 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
                     terms.distill = distillation_loss(feats[idx], t_feats, outs[0][idx], t_outs[0],
                                                       outs[1][idx], t_outs[1])
                 terms.reg = parameter_regularisation(network, teacher_params)
+            if ddp:
+                terms = distributed.global_loss(terms, outs, tgt[0], tgt[3], int(batch.exemplar.sum()),
+                                                sparse=config.sparse, ctx=ddp)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms.total).backward()
             scaler.step(optimizer)
@@ -195,7 +216,12 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v
             bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})
-        row = {"epoch": epoch + 1, "lr": config.lr_at(epoch), **{k: v / len(batches) for k, v in sums.items()}}
+        means = {k: v / len(batches) for k, v in sums.items()}
+        row = {"epoch": epoch + 1, "lr": config.lr_at(epoch),
+               **(distributed.mean_over_ranks(means, ddp) if ddp else means)}
+        if ddp and not ddp.is_main:   # rank 0 validates, logs and writes; the others go on training
+            log.append(row)
+            continue
         if val:
             metrics = evaluate_samples(network, val, dev)
             row.update(val_ap=metrics["ap"], val_ar=metrics["ar"])
@@ -211,6 +237,8 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
         if checkpoint is not None:
             save_checkpoint(checkpoint, Checkpoint(epoch, network.state_dict(), best_state, optimizer.state_dict(),
                                                    best_ap, best_epoch, log, asdict(config)))
+    if ddp:
+        distributed.plain_batchnorm(network)
     return FitResult(best_state, best_epoch, best_ap, log)
 
 
@@ -262,6 +290,10 @@ def train_samples(samples: Sequence[Sample], config: TrainConfig, output: str | 
     old_ex = list(init.exemplars) if init is not None else []
     result = fit(network, train, val, config, exemplars=old_ex if teacher is not None else (), teacher=teacher,
                  checkpoint=checkpoint, resume=resume)
+    from . import distributed
+
+    if config.ddp and not distributed.active().is_main:   # rank 0 writes the model file
+        return Path(output), result
     network.load_state_dict(result.best_state)
     network.cpu().eval()
     names = sorted({s.dataset for s in samples})
