@@ -49,49 +49,28 @@ def _number(text: str, kind: type, what: str) -> float | int:
     return value
 
 
-def positive_float(text: str) -> float:
-    """A finite number > 0 (e.g. a diameter in pixels)."""
-    value = _number(text, float, "a positive number")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"needs a positive number, got {text!r}")
-    return value
+def _checked(name: str, kind: type, accept, what: str, doc: str):
+    """An argparse type: ``kind(text)``, finite, and ``accept(value)``; else one line naming ``what``."""
+    def check(text: str):
+        value = _number(text, kind, what)
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"needs {what}, got {text!r}")
+        return value
+
+    check.__name__, check.__qualname__, check.__doc__ = name, name, doc
+    return check
 
 
-def nonnegative_float(text: str) -> float:
-    """A finite number >= 0."""
-    value = _number(text, float, "a number >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"needs a number >= 0, got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """A whole number >= 1 (e.g. a batch size)."""
-    value = _number(text, int, "a whole number >= 1")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"needs a whole number >= 1, got {text!r}")
-    return value
-
-
-def nonnegative_int(text: str) -> int:
-    """A whole number >= 0 (e.g. a count where 0 means none)."""
-    value = _number(text, int, "a whole number >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"needs a whole number >= 0, got {text!r}")
-    return value
-
-
-def fraction(text: str) -> float:
-    """A number in (0, 1] (a score threshold: 0 would keep every peak, so it is refused)."""
-    value = _number(text, float, "a number in (0, 1]")
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"needs a number in (0, 1], got {text!r}")
-    return value
-
-
-def open_fraction(text: str) -> float:
-    """A number in [0, 1) (e.g. the share of micrographs held out for validation)."""
-    value = _number(text, float, "a number in [0, 1)")
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"needs a number in [0, 1), got {text!r}")
-    return value
+positive_float = _checked("positive_float", float, lambda v: v > 0, "a positive number",
+                          "A finite number > 0 (e.g. a diameter in pixels).")
+nonnegative_float = _checked("nonnegative_float", float, lambda v: v >= 0, "a number >= 0", "A finite number >= 0.")
+positive_int = _checked("positive_int", int, lambda v: v >= 1, "a whole number >= 1",
+                        "A whole number >= 1 (e.g. a batch size).")
+nonnegative_int = _checked("nonnegative_int", int, lambda v: v >= 0, "a whole number >= 0",
+                           "A whole number >= 0 (e.g. a count where 0 means none).")
+# a score threshold: 0 would keep every peak, so it is refused
+fraction = _checked("fraction", float, lambda v: 0 < v <= 1, "a number in (0, 1]", "A number in (0, 1].")
+open_fraction = _checked("open_fraction", float, lambda v: 0 <= v < 1, "a number in [0, 1)",
+                         "A number in [0, 1) (e.g. the share of micrographs held out for validation).")
+finite_float = _checked("finite_float", float, lambda v: True, "a finite number",
+                        "Any finite number (e.g. a logit threshold, which may be negative).")

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli_args import ArgumentParser, help_epilog, nonnegative_int, positive_float, positive_int
+from ..cli_args import ArgumentParser, finite_float, help_epilog, nonnegative_int, positive_float, positive_int
 from ..errors import EpickError
 
 MODEL_ENV = "EPICK_TOPAZ_MODEL"
@@ -63,7 +63,7 @@ def build_parser() -> ArgumentParser:
     ex.add_argument("-m", "--model", default=None, help=f"the epick model (default: ${MODEL_ENV})")
     ex.add_argument("-r", "--radius", type=positive_float, default=None,
                     help="extraction radius: minimum distance between picks, pixels of the given image")
-    ex.add_argument("-t", "--threshold", type=_finite, default=-6.0,
+    ex.add_argument("-t", "--threshold", type=finite_float, default=-6.0,
                     help="log-likelihood ratio threshold: keep picks with logit(score) >= T (default -6)")
     ex.add_argument("-d", "--device", type=int, default=0, help="GPU index, or < 0 for the CPU (default 0)")
     ex.add_argument("-x", "--up-scale", type=positive_float, default=1.0, help="multiply coordinates by this")
@@ -80,19 +80,6 @@ def build_parser() -> ArgumentParser:
                     help="RELION helical picking: minimum tube length (downscaled px); tubes shorter are dropped")
     ex.add_argument("--filaments_plot", action="store_true", help="accepted and ignored (RELION's plot option)")
     return parser
-
-
-def _finite(text: str) -> float:
-    """Any finite number (a logit threshold may be negative)."""
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"needs a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"needs a finite number, got {text!r}")
-    return value
 
 
 def logit(p: np.ndarray) -> np.ndarray:
