@@ -12,6 +12,8 @@ import sys
 from .cli_args import ArgumentParser, help_epilog
 from .errors import EpickError
 
+EXIT_CRASH = 70   # sysexits.h EX_SOFTWARE: an unexpected exception inside epick (1 and 2 mean other things)
+
 # name -> (module, one-line help). Order is the order shown in `epick --help`. A module may define
 # EXAMPLES and WRITES (text): they end its --help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -83,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" Install it with: pip install 'epick[{extra}]'" if extra else ""
         print(f"epick {name}: a dependency is missing ({exc}).{hint}", file=sys.stderr)
         return 2
-    epilog = help_epilog(module.EXAMPLES, getattr(module, "WRITES", None)) if hasattr(module, "EXAMPLES") else None
+    epilog = help_epilog(module.EXAMPLES, getattr(module, "WRITES", None), getattr(module, "EXIT_CODES", None)) \
+        if hasattr(module, "EXAMPLES") else None
     parser = ArgumentParser(prog=f"epick {name}", description=text, epilog=epilog)
     module.add_arguments(parser)
     args = parser.parse_args(rest)
@@ -104,6 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"epick {name}: interrupted", file=sys.stderr)
         return 130
+    except Exception:   # a bug: say so with the traceback, and never exit 1 ("every micrograph failed")
+        import traceback
+
+        traceback.print_exc()
+        print(f"epick {name}: internal error (a bug in epick, not in your data): please report it with "
+              f"the traceback above; exit code {EXIT_CRASH}", file=sys.stderr)
+        return EXIT_CRASH
 
 
 if __name__ == "__main__":

@@ -31,12 +31,18 @@ class ArgumentParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def help_epilog(examples: str, writes: str | None = None) -> str:
-    """The epilog of a command's --help: its examples, then the files it writes."""
-    text = "examples:\n" + "\n".join(f"  {line}" if line else "" for line in examples.strip("\n").splitlines())
+def help_epilog(examples: str, writes: str | None = None, exit_codes: str | None = None) -> str:
+    """The epilog of a command's --help: its examples, the files it writes, its exit codes."""
+    text = "examples:\n" + _indented(examples)
     if writes:
-        text += "\n\nwrites:\n" + "\n".join(f"  {line}" if line else "" for line in writes.strip("\n").splitlines())
+        text += "\n\nwrites:\n" + _indented(writes)
+    if exit_codes:
+        text += "\n\nexit codes:\n" + _indented(exit_codes)
     return text
+
+
+def _indented(block: str) -> str:
+    return "\n".join(f"  {line}" if line else "" for line in block.strip("\n").splitlines())
 
 
 def _number(text: str, kind: type, what: str) -> float | int:

@@ -60,6 +60,14 @@ def open_backend(artifact: str | Path, backend: str = "auto", *, threads: int | 
     if backend not in BACKENDS:
         raise ModelFileError(artifact, f"unknown backend {backend!r}", f"choose one of {', '.join(BACKENDS)}")
     path = Path(artifact)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.suffix.lower() in (".onnx", ".engine", ".plan", ".pt2",
+                                                                              ".epick"))[:5]
+        raise ModelFileError(path, "is a folder, not a model file",
+                             f"give one of the model files in it: {', '.join(inside)}" if inside
+                             else "give a .onnx, .engine, .pt2 or .epick file")
+    if not path.exists():
+        raise ModelFileError(path, "no such model file", "check the --model path")
     kind = artifact_kind(path)
     chosen = _open(path, kind, backend, threads)
     log.info("backend: %s (%s)", chosen.name, path.name)

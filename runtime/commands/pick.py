@@ -8,7 +8,7 @@ reason per micrograph that could not be picked), ``pick_summary.json``, ``previe
 With ``--shard I/N`` (job arrays) the job-level files are replaced by ``shards/shard-I-of-N.json``;
 ``epick merge-index OUT`` writes them from all shards. ``--cluster`` spreads the micrographs over
 Dask workers (``epick.runtime.distributed``); the files written are the same as without it.
-Exit code: 0 when anything was picked (or nothing was left to do), 1 when every micrograph failed.
+Exit codes: ``EXIT_CODES`` below (shown by ``epick pick --help``).
 """
 from __future__ import annotations
 
@@ -41,6 +41,15 @@ OUT/NAME_autopick.star, NAME.box, NAME.csv, NAME.cs   per micrograph (--format s
 OUT/autopick.star        RELION's job-level list of micrographs and their coordinate files (star)
 OUT/picks.star, picks_topaz.txt, particles.cs   one table for the whole run (--format jobstar,topaz,jobcs)
 OUT/failures.txt, failures.json, pick_summary.json, preview/NAME.png, watch_state.json (--watch)
+"""
+
+EXIT_CODES = """
+0    something was picked, or nothing was left to do (also: --watch stopped by Ctrl-C or SIGTERM)
+1    every micrograph failed; failures.txt says why for each
+2    a usage or run-level problem, one 'error:' line: bad option, model refused, no micrographs,
+     --out not writable, disk full (what was done before is summarised and kept)
+70   epick crashed (an internal error, a bug): the traceback is printed; please report it
+130  interrupted before every micrograph was picked; rerun with --skip-existing for the rest
 """
 
 FORMATS = ("star", "box", "cs", "csv", "jobstar", "topaz", "jobcs")
