@@ -31,7 +31,7 @@ def particles_star(job: list[Picks], path: Path) -> None:
              "data_particles", "loop_", "_rlnCoordinateX #1", "_rlnCoordinateY #2",
              "_rlnAutopickFigureOfMerit #3", "_rlnMicrographName #4"]
     for p in job:
-        lines += [f"{x:.6f} {y:.6f} {s:.6f} {p.micrograph}" for x, y, s in zip(p.x, p.y, p.scores)]
+        lines += [f"{x:.6f} {y:.6f} {s:.6f} {p.micrograph}" for x, y, s in zip(p.x, p.y, p.score_or(1.0))]
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -141,9 +141,9 @@ def pr_sweep(pick_list: list, truth_list: list, diameter: float) -> dict:
         m = match(picks, truth, diameter)
         tp = m.pick_to_truth >= 0
         rows.append({"micrograph": truth.micrograph, "n_truth": len(truth), "n_picks": len(picks),
-                     "ap": average_precision(picks.scores, tp, len(truth)),
+                     "ap": average_precision(picks.score_or(1.0), tp, len(truth)),
                      "recall_all": float(tp.sum() / len(truth)) if len(truth) else None})
-        scores.append(picks.scores)
+        scores.append(picks.score_or(1.0))
         hits.append(tp)
         owners.append(np.full(len(picks), k))
     scores = np.concatenate(scores) if scores else np.zeros(0)
@@ -180,7 +180,7 @@ def f1_at(pick_list: list, truth_list: list, diameter: float, threshold: float) 
 
     tp = fp = fn = 0
     for picks, truth in zip(pick_list, truth_list):
-        m = match(picks.subset(picks.scores >= threshold), truth, diameter)
+        m = match(picks.subset(picks.score_or(1.0) >= threshold), truth, diameter)
         tp, fp, fn = tp + m.tp, fp + m.fp, fn + m.fn
     return 2 * tp / max(2 * tp + fp + fn, 1)
 

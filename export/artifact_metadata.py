@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from epick.runtime.errors import ModelFileError
+from epick.runtime.picks import OBJECT_TYPES
 
 ARTIFACT_FORMAT_VERSION = 1
 METADATA_KEY = "epick"
@@ -41,7 +42,6 @@ FLAT_KEYS = ("format_version", "model_hash", "object_type", "output_stride")
 ARTIFACT_KEYS = ("format_version", "model_hash", "object_type", "output_stride", "input_multiple",
                  "particle_diameter", "preprocess", "inputs", "outputs", "heatmap_is_logits",
                  "model", "exporter")
-OBJECT_TYPES = ("particle", "vesicle", "fiber")
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

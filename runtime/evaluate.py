@@ -89,7 +89,7 @@ def box_iou(dx: np.ndarray, dy: np.ndarray, diameter: float) -> np.ndarray:
 
 def _score_order(picks: Picks) -> np.ndarray:
     """Pick indices by descending score; equal scores keep their input order."""
-    return np.argsort(-picks.scores, kind="stable")
+    return np.argsort(-picks.score_or(1.0), kind="stable")
 
 
 def _candidate_pairs(picks: Picks, truth: Picks, diameter: float | None,
@@ -184,7 +184,7 @@ def micrograph_metrics(picks: Picks, truth: Picks, diameter: float | None = None
         "precision": _ratio(tp, tp + fp),
         "recall": _ratio(tp, tp + fn),
         "f1": _ratio(2 * tp, 2 * tp + fp + fn),
-        "ap": average_precision(picks.scores, m.pick_to_truth >= 0, len(truth)),
+        "ap": average_precision(picks.score_or(1.0), m.pick_to_truth >= 0, len(truth)),
     }
 
 

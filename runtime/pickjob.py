@@ -203,7 +203,7 @@ class PickJob:
             raise EpickError(f"{out}: the filtered copy must go to a new folder, not the picks folder itself")
         if out.is_dir() and any(out.iterdir()) and not (out / APPLY_RECORD).is_file():
             raise EpickError(f"{out}: folder exists and is not empty; choose a new output folder")
-        kept = {key: p.subset(keep_mask(p.scores, threshold)) for key, p in self.picks.items()}
+        kept = {key: p.subset(keep_mask(p.score_or(1.0), threshold)) for key, p in self.picks.items()}
         copies: dict[Path, Path] = {}
         for path in self.files:
             fmt = detect_format(path)
@@ -239,5 +239,4 @@ class PickJob:
         """The kept picks, named and sized as in the file being rewritten (box size, shape, path)."""
         return replace(kept, micrograph=original.micrograph,
                        shape=kept.shape or original.shape,
-                       diameter=kept.diameter if kept.diameter is not None else original.diameter,
-                       extra=dict(kept.extra))
+                       diameter=kept.diameter if kept.diameter is not None else original.diameter)

@@ -8,10 +8,12 @@ Coordinate convention (everywhere in epick unless a name says otherwise):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+
+OBJECT_TYPES = ("particle", "vesicle", "fiber")   # what a model picks; the one list of them
 
 
 def micrograph_key(name: str | Path) -> str:
@@ -39,6 +41,7 @@ class Picks:
     - ``shape``: (ny, nx) of the micrograph in pixels when known (formats with fractional or
       corner coordinates need it).
     - ``diameter``: particle box size in original pixels when known.
+    - ``source``: the coordinate file these objects were read from, when read from one.
     """
 
     micrograph: str
@@ -50,7 +53,7 @@ class Picks:
     shape: tuple[int, int] | None = None
     diameter: float | None = None
     pixel_size: float | None = None
-    extra: dict = field(default_factory=dict)
+    source: str | None = None
 
     def __post_init__(self) -> None:
         self.x = np.asarray(self.x, dtype=np.float64).reshape(-1)
@@ -77,16 +80,15 @@ class Picks:
         """Name that pairs this micrograph with files of other kinds (see micrograph_key)."""
         return micrograph_key(self.micrograph)
 
-    @property
-    def scores(self) -> np.ndarray:
-        """Scores, with 1.0 for every object when the source carried none."""
-        return self.score if self.score is not None else np.ones(len(self), dtype=np.float64)
+    def score_or(self, fill: float) -> np.ndarray:
+        """``score``, or ``fill`` for every object when the source carried no scores."""
+        return self.score if self.score is not None else np.full(len(self), float(fill), dtype=np.float64)
 
     def subset(self, index: np.ndarray) -> "Picks":
         """A copy with only the selected objects (boolean mask or integer index)."""
         pick = lambda a: None if a is None else a[index]  # noqa: E731
         return replace(self, x=self.x[index], y=self.y[index], score=pick(self.score),
-                       radius=pick(self.radius), tube_id=pick(self.tube_id), extra=dict(self.extra))
+                       radius=pick(self.radius), tube_id=pick(self.tube_id))
 
     @classmethod
     def empty(cls, micrograph: str, **kwargs) -> "Picks":

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from epick.runtime.cli_args import nonnegative_int, positive_float, positive_int
+from epick.runtime.picks import OBJECT_TYPES
 
 EXAMPLES = """
 epick simulate micrographs sim/ --type ribosome --n 10 --size 4096
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mic.add_argument("out", type=Path, help="output folder (MRC + STAR per micrograph, manifest.json)")
     mic.add_argument("--type", default=None,
                      help="particle type (see `epick simulate list`) or fiber type; default ribosome / amyloid")
-    mic.add_argument("--object", choices=("particle", "vesicle", "fiber"), default="particle")
+    mic.add_argument("--object", choices=OBJECT_TYPES, default="particle")
     mic.add_argument("--n", type=positive_int, default=10, help="number of micrographs (default 10)")
     mic.add_argument("--size", type=parse_size, default=(4096, 4096), help="N or WIDTHxHEIGHT px (default 4096)")
     mic.add_argument("--seed", type=int, default=0, help="first seed; micrograph i uses seed + i")

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import scipy.fft as sfft
 
-from epick.runtime.picks import Picks
+from epick.runtime.picks import OBJECT_TYPES, Picks
 
 from . import fibers as F
 from . import realism as R
@@ -31,7 +31,6 @@ from .particles import get_particle_type
 from .projection import DEFAULT_BINS, projection
 from .vesicles import vesicle_projection
 
-OBJECTS = ("particle", "vesicle", "fiber")
 DEFAULT_SNR = {"particle": 0.08, "vesicle": 1.0, "fiber": 0.3}  # per-pixel SNR over the objects' own pixels
 DEFAULT_DOSE = 40.0  # e/A^2
 CARBON_THICKNESS_A = 120.0
@@ -282,8 +281,8 @@ def simulate_micrograph(shape: tuple[int, int] = (512, 512), particle: str | Non
     - ``keep_potential``: also return the truth objects' projected thickness (A), before the CTF,
       and the ``excluded`` mask (carbon film and ice contamination, where no object is placed).
     """
-    if object not in OBJECTS:
-        raise ValueError(f"object must be one of {OBJECTS}, not {object!r}")
+    if object not in OBJECT_TYPES:
+        raise ValueError(f"object must be one of {OBJECT_TYPES}, not {object!r}")
     ny, nx = int(shape[0]), int(shape[1])
     if ny < 16 or nx < 16:
         raise ValueError(f"micrograph shape {shape} is too small (at least 16 x 16 px)")

@@ -4,11 +4,17 @@ trainer: input ``image`` [N,1,H,W] (u8/255), outputs ``heatmap`` logits [N,1,H/4
 
 ``blob_detector``: a fixed stride-4 filter whose logits peak on dark round blobs (so simulated
 particles are picked); ``random``: a few random convolutions (any peaks; for equality checks).
+``make_model_file``: a narrow-network ``.epick`` file written by the trainer's own writer (the
+session fixture ``narrow_export`` in conftest.py exports one of them to ONNX once per test run).
 """
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
+
+SPREAD_GAIN = 200.0   # make_model_file: scale of the heatmap head's last layer (random weights)
+FOLLOW_GAIN = 0.1     # make_model_file(follows_image=True): scale and shift of the (Kaiming)
+FOLLOW_SHIFT = 4.0    # heatmap head's last layer
 
 
 def _blob_module(size_head: bool):
@@ -96,6 +102,41 @@ def make_onnx(path: str | Path, *, kind: str = "blob_detector", object_type: str
         entry.key, entry.value = key, value
     onnx.save(model, str(path))
     return path
+
+
+def make_model_file(path: Path, *, seed: int = 0, with_size: bool = False, follows_image: bool = False) -> Path:
+    """A narrow-network model file written by the trainer's own writer (random weights, seeded).
+
+    Default: random weights with non-trivial BatchNorm statistics (so folding them into convolutions
+    is exercised) and the heatmap head scaled by SPREAD_GAIN (logits over a trained network's range,
+    about -8..+4, instead of 0.04 around the -2.19 prior). ``follows_image``: Kaiming weights make
+    the heatmap follow the image (the default's ranked peaks are as close as 1e-7 in score); its
+    head is scaled by FOLLOW_GAIN and shifted by FOLLOW_SHIFT (logits about 0.5..2 on micrographs).
+    """
+    import torch
+
+    from epick.trainer.modelfile import build_metadata, save_model
+    from epick.trainer.network import NetworkConfig, build_detector
+
+    torch.manual_seed(seed)
+    config = NetworkConfig.narrow(with_size=with_size)
+    network = build_detector(config)
+    with torch.no_grad():
+        for module in network.modules():
+            if follows_image and isinstance(module, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(module.weight)
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+        if follows_image:
+            network.heatmap[-1].weight.mul_(FOLLOW_GAIN)
+            network.heatmap[-1].bias.add_(FOLLOW_SHIFT)
+        else:
+            network.heatmap[-1].weight.mul_(SPREAD_GAIN)
+    meta = build_metadata(config, object_type="vesicle" if with_size else "particle",
+                          preprocess={"target_width": 1024}, particle_diameter=108.0, diameter_network=27.0,
+                          history=[])
+    return save_model(path, network, meta)
 
 
 def blob_micrograph(shape: tuple[int, int] = (512, 640), n: int = 12, *, sigma: float = 6.0, seed: int = 0,

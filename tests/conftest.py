@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -35,3 +36,30 @@ def viewer_job(tmp_path_factory):
     from _viewer_data import make_picked_job
 
     return make_picked_job(tmp_path_factory.mktemp("viewer_job"))
+
+
+class NarrowExport(NamedTuple):
+    """A narrow-network model file and the ONNX file `epick export` wrote from it."""
+
+    model: Path
+    onnx: Path
+
+
+@pytest.fixture(scope="session")
+def narrow_export(tmp_path_factory) -> NarrowExport:
+    """`epick export --onnx --opset 17` (verified, simplified) of ``_models.make_model_file`` (a
+    particle model whose heatmap follows the image: seed 0, target width 1024, diameter 108 px),
+    made once per test session: the
+    export costs tens of seconds on 2 cores, and the ONNX tests, the Picker-vs-trainer test and
+    others share it. Tests must not modify these files."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from _models import make_model_file
+
+    from epick.runtime.cli import main
+
+    folder = tmp_path_factory.mktemp("narrow_export")
+    model = make_model_file(folder / "narrow.epick", follows_image=True)
+    out = folder / "narrow.onnx"
+    assert main(["export", str(model), "--onnx", str(out), "--opset", "17"]) == 0
+    return NarrowExport(model, out)

@@ -108,7 +108,7 @@ def _brute_force_greedy(picks: Picks, truth: Picks, d: float) -> list[int]:
     iou = box_iou(picks.x[:, None] - truth.x[None, :], picks.y[:, None] - truth.y[None, :], d)
     taken = np.zeros(len(truth), bool)
     out = [-1] * len(picks)
-    for p in np.argsort(-picks.scores, kind="stable"):
+    for p in np.argsort(-picks.score_or(1.0), kind="stable"):
         cand = np.where(~taken & (iou[p] >= 0.5))[0]
         if cand.size:
             t = cand[np.argmax(iou[p, cand])]

@@ -17,44 +17,18 @@ from epick.export.parity import (compare, onnx_runner, random_network_batch, rea
 from epick.runtime.cli import main as epick_main  # noqa: E402
 from epick.runtime.errors import ModelFileError  # noqa: E402
 
+from _models import make_model_file  # noqa: E402
+
 HEATMAP_TOL = 1e-4
-HEATMAP_GAIN = 200.0
-
-
-def make_model_file(path: Path, *, seed: int = 0, with_size: bool = False) -> Path:
-    """A narrow-network model file written by the trainer's own writer (random weights, seeded)."""
-    from epick.trainer.modelfile import build_metadata, save_model
-    from epick.trainer.network import NetworkConfig, build_detector
-
-    torch.manual_seed(seed)
-    config = NetworkConfig.narrow(with_size=with_size)
-    network = build_detector(config)
-    # non-trivial BatchNorm statistics, so folding them into convolutions is exercised
-    for module in network.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 2.0)
-    # spread the logits over a trained network's range (about -8..+4 instead of 0.04 around the
-    # -2.19 prior), so picks are well separated and "identical picks" is a meaningful test
-    with torch.no_grad():
-        network.heatmap[-1].weight.mul_(HEATMAP_GAIN)
-    meta = build_metadata(config, object_type="vesicle" if with_size else "particle",
-                          preprocess={"target_width": 1024}, particle_diameter=108.0, diameter_network=27.0,
-                          history=[])
-    return save_model(path, network, meta)
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(narrow_export):
     """(model file, ONNX file written by `epick export --onnx`, torch graph of the same model)."""
     from epick.trainer.modelfile import load_model
 
-    folder = tmp_path_factory.mktemp("export_onnx")
-    model = make_model_file(folder / "narrow.epick")
-    out = folder / "narrow.onnx"
-    assert epick_main(["export", str(model), "--onnx", str(out), "--opset", "17"]) == 0
-    network, _ = load_model(model)
-    return model, out, ContractGraph(network).eval()
+    network, _ = load_model(narrow_export.model)
+    return narrow_export.model, narrow_export.onnx, ContractGraph(network).eval()
 
 
 def test_onnx_has_opset_names_and_dynamic_axes(exported):

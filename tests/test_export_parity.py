@@ -100,7 +100,7 @@ def test_emulated_fp16_network_gives_the_fp32_picks_on_real_micrographs(tmp_path
     """The narrow DLA network (random weights, spread logits) in half precision on the CPU (slow:
     ~6 s of half convolutions) against FP32 on two real beta-gal micrographs at width 256."""
     torch = pytest.importorskip("torch")
-    from test_export_onnx import make_model_file
+    from _models import make_model_file
 
     from epick.export.model_source import load_for_export
     from epick.export.parity import compare, real_network_batch, torch_runner

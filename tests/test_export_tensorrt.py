@@ -64,7 +64,7 @@ def test_fp16_engine_build_and_staleness(tmp_path):
         pytest.skip("needs a CUDA GPU")
     from epick.export import artifact_metadata as am
     from epick.runtime.cli import main
-    from test_export_onnx import make_model_file
+    from _models import make_model_file
 
     model = make_model_file(tmp_path / "narrow.epick")
     onnx_path, engine = tmp_path / "narrow.onnx", tmp_path / "narrow.engine"

@@ -12,7 +12,7 @@ from epick.export.model_source import load_for_export  # noqa: E402
 from epick.export.parity import compare, random_network_batch, real_network_batch, torch_runner  # noqa: E402
 from epick.export.torch_gpu import export_program, export_torch_gpu, load_torch_gpu  # noqa: E402
 
-from test_export_onnx import make_model_file  # noqa: E402
+from _models import make_model_file  # noqa: E402
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU and torch with CUDA")
 

@@ -91,7 +91,7 @@ def _torch_cuda():
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
-    from test_export_onnx import make_model_file
+    from _models import make_model_file
 
     return make_model_file(tmp_path_factory.mktemp("gpu") / "narrow.epick")
 

@@ -17,6 +17,17 @@ def test_full_dla34_shapes_and_size():
     assert net.output_names == ("heatmap", "offset")
 
 
+def test_exact_parameter_counts():
+    """Structural drift (a level, a channel, a head) changes these counts: DLA-34 + DLA-up/IDA-up
+    neck + CenterNet heads at width 1.0 and at the narrow width 0.25."""
+    def count(config):
+        return sum(p.numel() for p in build_detector(config).parameters())
+
+    assert count(NetworkConfig()) == 18_866_067
+    assert count(NetworkConfig(with_size=True)) == 19_014_293
+    assert count(NetworkConfig.narrow()) == 1_186_263
+
+
 def test_narrow_variant_with_size_head():
     torch.manual_seed(0)
     net = build_detector(NetworkConfig.narrow(with_size=True)).eval()
@@ -36,6 +47,17 @@ def test_config_round_trip():
     cfg = NetworkConfig.narrow(True)
     assert NetworkConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.channels == (4, 8, 16, 32, 64, 128)
+
+
+def test_one_name_per_width_and_old_names_still_read():
+    assert NetworkConfig().name == "dla34" and NetworkConfig.narrow().name == "dla34-w0.25"
+    assert NetworkConfig(width=0.25).to_dict()["name"] == "dla34-w0.25"
+    old = {"width": 0.25, "head_conv": 256, "with_size": False, "name": "dla34-narrow"}  # files before the rename
+    assert NetworkConfig.from_dict(old) == NetworkConfig.narrow()
+    with pytest.raises(ValueError, match="resnet"):
+        NetworkConfig.from_dict({**old, "name": "resnet18"})
+    with pytest.raises(TypeError):
+        NetworkConfig.from_dict({**old, "depth": 3})
 
 
 def test_bilinear_upsampler_matches_bilinear_interpolation_inside():

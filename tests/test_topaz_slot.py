@@ -46,7 +46,7 @@ def test_relions_call_gives_full_size_coordinates_and_logit_scores(model, proc):
         direct = picker.pick(mic)
     np.testing.assert_allclose(picks.x, direct.x * 4, atol=1e-6)
     np.testing.assert_allclose(picks.y, direct.y * 4, atol=1e-6)
-    np.testing.assert_allclose(picks.score, logit(direct.scores), atol=1e-6)
+    np.testing.assert_allclose(picks.score, logit(direct.score_or(1.0)), atol=1e-6)
     assert np.all(picks.score >= -6.0)               # -t is a logit threshold (p >= 0.0025 kept)
     full = centres * 4                              # the true centres on the full-size micrograph
     distance = np.hypot(picks.x[:, None] - full[:, 0], picks.y[:, None] - full[:, 1])

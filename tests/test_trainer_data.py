@@ -34,13 +34,13 @@ def test_samples_use_the_runtime_preprocess_call(tmp_path, monkeypatch):
 
 def test_pairing_errors_name_the_file():
     mics = ["a/m1.mrc", "a/m2.mrc"]
-    p1 = Picks("m1", [1.0], [2.0], extra={"path": "c/m1.star"})
+    p1 = Picks("m1", [1.0], [2.0], source="c/m1.star")
     with pytest.raises(CoordinateError, match="m2"):
         pair_micrographs(mics, [p1])
     pairs = pair_micrographs(mics, [p1], allow_unlabelled=True)
     assert [(str(m), p is not None) for m, p in pairs] == [("a/m1.mrc", True), ("a/m2.mrc", False)]
     with pytest.raises(CoordinateError, match="c/zz.star"):
-        pair_micrographs(mics, [p1, Picks("zz", [1.0], [1.0], extra={"path": "c/zz.star"})])
+        pair_micrographs(mics, [p1, Picks("zz", [1.0], [1.0], source="c/zz.star")])
 
 
 def test_fiber_points_are_sampled_along_polylines():

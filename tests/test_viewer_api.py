@@ -56,7 +56,7 @@ def error_of(call) -> tuple[int, str]:
 
 
 def star_scores(picks_dir: Path, key: str) -> np.ndarray:
-    return read_picks(picks_dir / f"{key}_autopick.star")[0].scores
+    return read_picks(picks_dir / f"{key}_autopick.star")[0].score_or(1.0)
 
 
 def test_list_counts_picks_at_the_threshold(server, job):
@@ -85,7 +85,7 @@ def test_picks_above_a_threshold_match_like_a_match_of_those_picks_alone(server,
     assert reply["shape"] == [384, 384] and len(reply["truth"]["x"]) == len(truth)
     for t in (0.15, 0.3, 0.45):
         got = get(server, f"/api/picks/mic_001?threshold={t}")[1]
-        above = all_picks.subset(all_picks.scores >= t)
+        above = all_picks.subset(all_picks.score_or(1.0) >= t)
         assert np.all(np.asarray(got["picks"]["score"]) >= t - 1e-4) and len(got["picks"]["x"]) == len(above)
         np.testing.assert_allclose(got["picks"]["x"], above.x, atol=0.01)
         alone = match(above, truth, truth.diameter)
@@ -130,7 +130,7 @@ def test_apply_writes_the_job_formats_above_the_threshold_and_prints_the_command
     assert {"mic_000_autopick.star", "mic_000.box", "mic_000.csv", "autopick.star", "epick_filter.json"} <= names
     for key in ("mic_000", "mic_001"):
         kept = read_picks(out / f"{key}_autopick.star")[0]
-        assert np.all(kept.scores >= 0.3) and len(kept) == int(np.sum(star_scores(picks, key) >= 0.3))
+        assert np.all(kept.score_or(1.0) >= 0.3) and len(kept) == int(np.sum(star_scores(picks, key) >= 0.3))
         assert len(read_picks(out / f"{key}.box", diameter=30)[0]) == len(kept)
         assert len(read_picks(out / f"{key}.csv")[0]) == len(kept)
     assert reply["picks_kept"] == sum(len(read_picks(out / f"mic_00{i}_autopick.star")[0]) for i in range(2))

@@ -46,7 +46,7 @@ def page(browser):
 
 
 def scores_of(picks_dir: Path, key: str) -> np.ndarray:
-    return read_picks(picks_dir / f"{key}_autopick.star")[0].scores
+    return read_picks(picks_dir / f"{key}_autopick.star")[0].score_or(1.0)
 
 
 def test_slider_changes_the_drawn_count_and_apply_writes_at_that_threshold(page, job, tmp_path):
@@ -83,7 +83,7 @@ def test_slider_changes_the_drawn_count_and_apply_writes_at_that_threshold(page,
         text = page.text_content("#applied")
         assert "epick filter" in text and f"--threshold {t:g}" in text and str(out) in text
         written = read_picks(out / "mic_000_autopick.star")[0]
-        assert len(written) == expected and np.all(written.scores >= t - 1e-9)
+        assert len(written) == expected and np.all(written.score_or(1.0) >= t - 1e-9)
         # with the truth, the overlay says how many were missed
         assert "missed" in page.text_content("#counts")
 

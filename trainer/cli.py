@@ -11,6 +11,7 @@ from pathlib import Path
 
 from epick.runtime.cli_args import open_fraction, positive_float, positive_int
 from epick.runtime.errors import EpickError
+from epick.runtime.picks import OBJECT_TYPES
 
 EXAMPLES = """
 epick train --mode joint --data mics/ coords/ betagal --diameter 108 -o betagal.epick
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "CS, THI) and an optional name; repeat --data for several datasets")
     parser.add_argument("--model", type=Path, help="model file to start from (finetune, continual)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="model file to write (.epick)")
-    parser.add_argument("--object", dest="object_type", choices=("particle", "vesicle", "fiber"), default="particle",
+    parser.add_argument("--object", dest="object_type", choices=OBJECT_TYPES, default="particle",
                         help="what to pick: particles (centres), vesicles (centre + radius, size head) or fibers "
                              "(points along each polyline, linked by line tracing when picking) (default: %(default)s)")
     parser.add_argument("--diameter", type=positive_float, action="append",

@@ -10,19 +10,18 @@ made of random crops (``augment``) turned into dense targets (``targets``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from epick.runtime.errors import CoordinateError, EpickError
-from epick.runtime.picks import Picks, micrograph_key
+from epick.runtime.picks import OBJECT_TYPES, Picks, micrograph_key
 
 from .augment import augment
 from .targets import make_targets
 
-OBJECT_TYPES = ("particle", "vesicle", "fiber")
 FIBER_SPACING_FRACTION = 0.25  # fibers: points every quarter of the fiber width along the polyline
 
 
@@ -36,6 +35,8 @@ class Sample:
     - ``labelled``: False for a micrograph used as a negative (no objects expected on it).
     - ``exemplar``: True for exemplar images of an old dataset (distillation applies to them).
     - ``diameter``: object diameter in network pixels (sets the heatmap splat), or None.
+    - ``scale``: original micrograph pixels per network pixel (``Transform.scale_x``).
+    - ``window``: exemplars only, the crop ``[x0, y0, width, height]`` in network pixels.
     """
 
     name: str
@@ -46,7 +47,8 @@ class Sample:
     labelled: bool = True
     exemplar: bool = False
     diameter: float | None = None
-    extra: dict = field(default_factory=dict)
+    scale: float = 1.0
+    window: list[int] | None = None
 
     def __post_init__(self) -> None:
         self.points = np.asarray(self.points, dtype=np.float64).reshape(-1, 2)
@@ -74,7 +76,7 @@ def pair_micrographs(micrographs: Sequence[Path], picks: Sequence[Picks], *, all
     for p in picks:
         if p.key not in by_key:
             known = ", ".join(sorted(by_key)[:5]) + (" ..." if len(by_key) > 5 else "")
-            raise CoordinateError(p.extra.get("path", p.micrograph),
+            raise CoordinateError(p.source or p.micrograph,
                                   f"has coordinates for micrograph {p.key!r}, which is not among the micrographs given",
                                   f"name coordinate files after their micrographs (micrographs: {known})")
         if p.key in labels:
@@ -93,13 +95,13 @@ def pair_micrographs(micrographs: Sequence[Path], picks: Sequence[Picks], *, all
 
 
 def read_all_picks(coordinate_files: Sequence[Path], diameter: float | None = None) -> list[Picks]:
-    """Every Picks of every coordinate file (any supported format), the file path in ``extra['path']``."""
+    """Every Picks of every coordinate file (any supported format), the file path in ``source``."""
     from epick.runtime.io.coordinates import read_picks
 
     out = []
     for path in coordinate_files:
         for p in read_picks(path, diameter=diameter):
-            p.extra.setdefault("path", str(path))
+            p.source = p.source or str(path)
             out.append(p)
     return out
 
@@ -136,7 +138,7 @@ def picks_to_network(picks: Picks | None, transform, object_type: str, diameter:
     sizes = None
     if object_type == "vesicle":
         if picks.radius is None:
-            raise CoordinateError(picks.extra.get("path", picks.micrograph), "vesicle training needs a radius per object",
+            raise CoordinateError(picks.source or picks.micrograph, "vesicle training needs a radius per object",
                                   "use a coordinate format that stores radii (STAR with _rlnRadius, or CSV x,y,radius)")
         sizes = np.stack([2 * picks.radius / transform.scale_x, 2 * picks.radius / transform.scale_y], axis=1)
     return np.stack([u, v], axis=1), sizes
@@ -154,7 +156,7 @@ def load_sample(micrograph: Path, picks: Picks | None, params, *, dataset: str, 
     points, sizes = picks_to_network(picks, transform, object_type, diameter)
     return Sample(name=micrograph_key(micrograph), dataset=dataset, image=u8, points=points, sizes=sizes,
                   labelled=picks is not None, diameter=None if diameter is None else diameter / transform.scale_x,
-                  extra={"scale": float(transform.scale_x), "original_shape": list(transform.original_shape)})
+                  scale=float(transform.scale_x))
 
 
 def load_dataset(micrographs, coordinates, params, *, dataset: str, object_type: str = "particle",

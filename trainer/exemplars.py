@@ -46,7 +46,7 @@ def crop_to_count(sample: Sample, target: int, multiple: int = WINDOW_MULTIPLE) 
     H, W = sample.image.shape
     if sample.count <= target:
         return replace(sample, image=sample.image.copy(), points=sample.points.copy(), exemplar=True,
-                       extra={"window": [0, 0, W, H]})
+                       window=[0, 0, W, H])
     cx, cy = np.median(sample.points[:, 0]), np.median(sample.points[:, 1])
     side = multiple
     while True:
@@ -60,7 +60,7 @@ def crop_to_count(sample: Sample, target: int, multiple: int = WINDOW_MULTIPLE) 
         side += multiple
     return replace(sample, image=sample.image[y0:y0 + sh, x0:x0 + sw].copy(), points=p[inside],
                    sizes=None if sample.sizes is None else sample.sizes[inside],
-                   labelled=True, exemplar=True, extra={"window": [x0, y0, sw, sh]})
+                   labelled=True, exemplar=True, window=[x0, y0, sw, sh])
 
 
 def select_exemplars(samples: list[Sample], target: int = TARGET_OBJECTS,

@@ -69,7 +69,7 @@ def exemplar_tensors(exemplars: list[Sample]) -> tuple[dict[str, torch.Tensor], 
         if ex.sizes is not None:
             tensors[f"{prefix}.sizes"] = torch.from_numpy(np.ascontiguousarray(ex.sizes, dtype=np.float32))
         rows.append({"dataset": ex.dataset, "micrograph": ex.name, "shape": list(ex.image.shape),
-                     "count": ex.count, "tensor": prefix, "window": ex.extra.get("window"),
+                     "count": ex.count, "tensor": prefix, "window": ex.window,
                      "diameter_network": ex.diameter})
     return tensors, rows
 
@@ -171,7 +171,7 @@ def _read_exemplars(path: Path, meta: dict, tensors: dict[str, torch.Tensor]) ->
         out.append(Sample(name=row["micrograph"], dataset=row["dataset"], image=image, points=points,
                           sizes=None if sizes is None else sizes.numpy().astype(np.float64),
                           labelled=True, exemplar=True, diameter=row.get("diameter_network"),
-                          extra={"window": row.get("window")}))
+                          window=row.get("window")))
     return out
 
 

@@ -34,7 +34,11 @@ class NetworkConfig:
     width: float = 1.0
     head_conv: int = 256
     with_size: bool = False
-    name: str = "dla34"
+
+    @property
+    def name(self) -> str:
+        """``dla34`` at width 1, else ``dla34-w<width>`` (the narrow variant is ``dla34-w0.25``)."""
+        return "dla34" if self.width == 1.0 else f"dla34-w{self.width:g}"
 
     def __post_init__(self) -> None:
         # bounded so that a damaged model file is refused before gigabytes of weights are allocated
@@ -64,18 +68,23 @@ class NetworkConfig:
         return ("heatmap", "offset", "size") if self.with_size else ("heatmap", "offset")
 
     def to_dict(self) -> dict:
-        """JSON-serialisable form (stored in model files)."""
-        return asdict(self)
+        """JSON-serialisable form (stored in model files), with the derived ``name`` for readers."""
+        return {**asdict(self), "name": self.name}
 
     @classmethod
     def from_dict(cls, data: dict) -> "NetworkConfig":
-        """Inverse of ``to_dict``; unknown keys are an error."""
+        """Inverse of ``to_dict``; unknown keys are an error. ``name`` is derived from the width, so
+        the names older files carry (``dla34-narrow`` for width 0.25) are accepted and not kept."""
+        data = dict(data)
+        name = data.pop("name", None)
+        if name is not None and not str(name).startswith("dla34"):
+            raise ValueError(f"unknown network {name!r}")
         return cls(**data)
 
     @classmethod
     def narrow(cls, with_size: bool = False) -> "NetworkConfig":
         """The narrow variant (quarter width) for CPU tests and quick experiments."""
-        return cls(width=0.25, head_conv=256, with_size=with_size, name="dla34-narrow")
+        return cls(width=0.25, head_conv=256, with_size=with_size)
 
 
 class ConvBNReLU(nn.Sequential):

@@ -281,8 +281,7 @@ def train_samples(samples: Sequence[Sample], config: TrainConfig, output: str | 
     train, val = split_validation(list(samples), config.val_fraction, config.seed)
     torch.manual_seed(config.seed)
     if init is None:
-        network = build_detector(NetworkConfig(width=config.width, with_size=config.object_type == "vesicle",
-                                               name="dla34" if config.width == 1.0 else f"dla34-w{config.width:g}"))
+        network = build_detector(NetworkConfig(width=config.width, with_size=config.object_type == "vesicle"))
         init_size_bias(network, train)
     else:
         network = copy.deepcopy(init.network)
@@ -337,7 +336,7 @@ def train_model(specs: Sequence[DatasetSpec], config: TrainConfig, output: str |
                          "give it in original pixels with --diameter")
     diameters = [spec.diameter for spec in specs if spec.diameter]
     if not diameters:  # the coordinate files carry it (STAR "# diameter_px"): keep it in original pixels
-        last = [s.diameter * s.extra["scale"] for s in samples if s.diameter and s.dataset == specs[-1].name]
+        last = [s.diameter * s.scale for s in samples if s.diameter and s.dataset == specs[-1].name]
         diameters = [float(np.median(last))] if last else []
     output = Path(output)
     return train_samples(samples, config, output, init=init, preprocess=params.to_dict(),

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from ..errors import ModelFileError
 
-OBJECT_TYPES = ("particle", "vesicle", "fiber")
 _OBJECT_ALIASES = {"particles": "particle", "vesicles": "vesicle", "fibers": "fiber", "fibre": "fiber",
                    "fibres": "fiber"}
 

@@ -26,6 +26,7 @@ from typing import Iterator
 
 from ..cli_args import fraction, nonnegative_int, positive_float, positive_int
 from ..errors import CoordinateError, EpickError
+from ..picks import OBJECT_TYPES
 from ..io.atomic import atomic_write
 from ..io.star import star_string
 from ..write_problems import (OutputFolderError, check_output_folder, describe_write_error, is_run_level,
@@ -73,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=fraction, help="score threshold in [0, 1] (default: the model's, else 0.3)")
     parser.add_argument("--batch", type=positive_int, default=4, help="micrographs per inference call (default 4)")
     parser.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend (default auto)")
-    parser.add_argument("--object", choices=("particle", "vesicle", "fiber"),
+    parser.add_argument("--object", choices=OBJECT_TYPES,
                         help="refuse a model trained for another object type")
     parser.add_argument("--diameter", type=positive_float,
                         help="particle diameter in original pixels (default: the model's)")

@@ -143,7 +143,7 @@ def extract(args) -> int:
                 continue
             picks = _drop_short_tubes(result.picks, args.filaments_length or 0)
             tables[str(result.source)] = Picks(topaz_name(result.source), picks.x * scale, picks.y * scale,
-                                               score=logit(picks.scores))
+                                               score=logit(picks.score_or(1.0)))
             if args.verbose:
                 print(f"epick-topaz: {result.name}: {len(picks)} picks", file=sys.stderr)
     ordered = [tables[str(p)] for p in args.paths if str(p) in tables]

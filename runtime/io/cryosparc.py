@@ -208,7 +208,7 @@ def particles_dataset(picks_list: Sequence[Picks], *, exposures: Exposures | Non
         data[MIC_PSIZE][start:stop] = psize or 0.0
         data[X_FRAC][start:stop] = picks.x / nx
         data[Y_FRAC][start:stop] = picks.y / ny
-        data[SCORE][start:stop] = picks.scores
+        data[SCORE][start:stop] = picks.score_or(1.0)
         start = stop
     return data
 

@@ -108,7 +108,7 @@ def write_topaz(picks_list: Sequence[Picks], path: str | Path) -> Path:
         handle.write("\t".join(TOPAZ_HEADER) + "\n")
         for picks in picks_list:
             name = picks.key
-            for x, y, s in zip(picks.x, picks.y, picks.scores):
+            for x, y, s in zip(picks.x, picks.y, picks.score_or(1.0)):
                 handle.write(f"{name}\t{number_text(x)}\t{number_text(y)}\t{number_text(s)}\n")
     return path
 
@@ -117,7 +117,7 @@ def write_csv(picks: Picks, path: str | Path) -> Path:
     """Write one micrograph's picks as plain CSV with header x,y,score[,radius][,tube_id]."""
     path = Path(path)
     names = ["x", "y", "score"]
-    columns = [picks.x, picks.y, picks.scores]
+    columns = [picks.x, picks.y, picks.score_or(1.0)]
     if picks.radius is not None:
         names.append("radius"), columns.append(picks.radius)
     if picks.tube_id is not None:

@@ -47,7 +47,7 @@ def job_star_text(picks_list: Sequence[Picks]) -> str:
         name = star_string(picks.micrograph, picks.micrograph)
         tubes = picks.tube_id if picks.tube_id is not None else np.zeros(len(picks), dtype=np.int64)
         radius = picks.radius if picks.radius is not None else np.zeros(len(picks))
-        for i, (x, y, s) in enumerate(zip(picks.x, picks.y, picks.scores)):
+        for i, (x, y, s) in enumerate(zip(picks.x, picks.y, picks.score_or(1.0))):
             row = f"{name} {x:12.6f} {y:12.6f} {s:12.6f} {0:12d} {-999.0:12.5f}"
             if fibers:
                 row += f" {int(tubes[i]):12d}"

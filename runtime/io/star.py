@@ -234,7 +234,7 @@ def fiber_geometry(picks: Picks) -> tuple[np.ndarray, np.ndarray]:
 def star_text(picks: Picks, *, diameter: float | None = None) -> str:
     """The text of a per-micrograph RELION autopick STAR file for these picks."""
     diameter = diameter if diameter is not None else picks.diameter
-    scores = picks.scores
+    scores = picks.score_or(1.0)
     lines = ["", "# version 30001"]
     if diameter is not None:
         lines.append(f"# diameter_px {float(diameter)!r}")

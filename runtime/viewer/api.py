@@ -47,7 +47,7 @@ def _floats(values: np.ndarray | None, digits: int = 2) -> list | None:
 
 
 def _picks_json(picks: Picks) -> dict:
-    return {"x": _floats(picks.x), "y": _floats(picks.y), "score": picks.scores.tolist(),   # full precision: the page compares with the threshold
+    return {"x": _floats(picks.x), "y": _floats(picks.y), "score": picks.score_or(1.0).tolist(),   # full precision: the page compares with the threshold
             "radius": _floats(picks.radius),
             "tube_id": None if picks.tube_id is None else picks.tube_id.tolist()}
 
@@ -137,7 +137,7 @@ class ViewerApi:
             m = match(picks, truth, self.match_diameter, radius=self._radius_for(truth))
             score = np.full(len(truth), -1.0)
             hit = m.truth_to_pick >= 0
-            score[hit] = picks.scores[m.truth_to_pick[hit]]
+            score[hit] = picks.score_or(1.0)[m.truth_to_pick[hit]]
             self.matched[key] = Matched(m.pick_to_truth, score)
 
     # ------------------------------------------------------------------ API
@@ -154,10 +154,10 @@ class ViewerApi:
         paired = np.zeros(BINS, dtype=np.int64)     # picks on micrographs that have truth
         lowest = 1.0
         for key, picks in self.job.picks.items():
-            bins = score_bin(picks.scores)
+            bins = score_bin(picks.score_or(1.0))
             counts += np.bincount(bins, minlength=BINS)
             if len(picks):
-                lowest = min(lowest, float(picks.scores.min()))
+                lowest = min(lowest, float(picks.score_or(1.0).min()))
             if key in self.matched:
                 tp += np.bincount(bins[self.matched[key].pick_to_truth >= 0], minlength=BINS)
                 paired += np.bincount(bins, minlength=BINS)
@@ -180,7 +180,7 @@ class ViewerApi:
         """One row per micrograph: picks at ``threshold``, total, truth and TP counts, image known."""
         rows = []
         for key, picks in self.job.picks.items():
-            keep = keep_mask(picks.scores, threshold)
+            keep = keep_mask(picks.score_or(1.0), threshold)
             row = {"key": key, "name": Path(picks.micrograph).name, "n": int(keep.sum()), "total": len(picks),
                    "image": key in self.micrographs}
             if key in self.matched:
@@ -192,7 +192,7 @@ class ViewerApi:
     def picks_at(self, key: str, threshold: float = 0.0) -> dict:
         """Picks of micrograph ``key`` with score >= ``threshold`` (with ``tp`` flags and the truth)."""
         picks = self._picks(key)
-        keep = keep_mask(picks.scores, threshold)
+        keep = keep_mask(picks.score_or(1.0), threshold)
         shape = picks.shape
         if shape is None and key in self.micrographs:
             from ..io.micrograph import read_micrograph_shape
