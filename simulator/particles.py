@@ -151,6 +151,20 @@ def _trimer_l() -> list[S.Primitive]:
             S.ellipsoid((0, 80, -15), (35, 45, 28))]
 
 
+def _nanodisc() -> list[S.Primitive]:
+    # a membrane protein in a lipid nanodisc: a flat, lighter lipid disc (density 0.45 of protein),
+    # its scaffold belt, the transmembrane bundle through it and a soluble domain above
+    return [S.ellipsoid((0, 0, 0), (62, 62, 21), weight=0.45), S.ring(0, 56, 66, 9),
+            S.ellipsoid((0, 0, 0), (24, 22, 26)), S.ellipsoid((5, 0, 52), (38, 32, 30))]
+
+
+def _antibody() -> list[S.Primitive]:
+    # IgG-like Y: two Fab arms and the Fc stem (~15 nm across)
+    return [S.ellipsoid((-42, 0, 30), (20, 14, 38), S.rotation_matrix("y", -50)),
+            S.ellipsoid((42, 0, 30), (20, 14, 38), S.rotation_matrix("y", 50)),
+            S.ellipsoid((0, 0, -38), (22, 15, 36))]
+
+
 _PARAMETRIC: dict[str, tuple[str, Callable[[], list[S.Primitive]]]] = {
     "ribosome": ("ribosome-like: two unequal lumpy subunits and a stalk (~26 nm)", _ribosome),
     "proteasome": ("proteasome-like barrel: four stacked heptameric rings (~17 nm)", _proteasome),
@@ -166,6 +180,8 @@ _PARAMETRIC: dict[str, tuple[str, Callable[[], list[S.Primitive]]]] = {
     "cage": ("24-mer cubic cage, E2-core-like (~25 nm)", _cage),
     "prolate": ("smooth prolate ellipsoid (~22 nm long)", _prolate),
     "lshape": ("L-shaped asymmetric three-domain assembly (~19 nm)", _trimer_l),
+    "nanodisc": ("membrane protein in a lipid nanodisc, soluble domain above (~15 nm)", _nanodisc),
+    "antibody": ("IgG-like Y of two Fab arms and an Fc stem (~18 nm)", _antibody),
 }
 
 # atomic models in shared/data/atomic_models: type name -> (file, description)

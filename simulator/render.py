@@ -6,14 +6,14 @@ only ~20-30 grey levels are used (1-99 % of the pixels span ~10 levels). A picke
 float images meets those as a different kind of image; these renderings teach it both.
 
 - ``float``: the simulated float32 image unchanged (written as MRC).
-- ``denoised``: Gaussian low-pass of ``sigma`` U(6, 14) A (a denoiser keeps particle-scale
+- ``denoised``: Gaussian low-pass of ``sigma`` U(8, 16) A (a denoiser keeps particle-scale
   structure and removes pixel noise: on the real beta-gal JPEGs under 2 % of the variance lies at
-  scales below a quarter of the particle, and a low-pass of ~0.06 particle diameters = 10 A
+  scales below a quarter of the particle, and a low-pass of ~0.06 particle diameters = 11.5 A
   reproduces that), then the 1-99 % range stretched over U(90, 150) grey levels around a mean of
   U(110, 150) (the real JPEGs: 1-99 % = 69..189), clipped to 0..255 (written as JPEG).
-- ``stretched``: no filter; grey level = mean U(95, 125) + z * U(1.5, 3.5) (z = the image in units
-  of its robust standard deviation), rounded and clipped (written as PNG): 15-35 levels used,
-  like EMPIAR-10947.
+- ``stretched``: no filter; grey level = mean U(95, 125) + z * U(1.2, 3.0) (z = the image in units
+  of its robust standard deviation), rounded and clipped (written as PNG): 12-30 levels used,
+  1-99 % of the pixels within 6-14 levels, like EMPIAR-10947 (19-25 levels, 1-99 % within ~10).
 Truth coordinates are unchanged (same pixel grid).
 """
 from __future__ import annotations
@@ -37,13 +37,13 @@ def render(image: np.ndarray, style: str, rng: np.random.Generator, pixel_size: 
     if style == "denoised":
         from scipy import ndimage
 
-        sigma_px = float(rng.uniform(6.0, 14.0)) / float(pixel_size)
+        sigma_px = float(rng.uniform(8.0, 16.0)) / float(pixel_size)
         smooth = ndimage.gaussian_filter(image, sigma_px, truncate=3.0) if sigma_px > 0.3 else image
         lo, hi = np.percentile(smooth, [1.0, 99.0])
         span, mean = float(rng.uniform(90.0, 150.0)), float(rng.uniform(110.0, 150.0))
         grey = (smooth - np.float32(0.5 * (lo + hi))) * np.float32(span / max(hi - lo, 1e-12)) + np.float32(mean)
     elif style == "stretched":
-        grey = _robust_z(image) * np.float32(rng.uniform(1.5, 3.5)) + np.float32(rng.uniform(95.0, 125.0))
+        grey = _robust_z(image) * np.float32(rng.uniform(1.2, 3.0)) + np.float32(rng.uniform(95.0, 125.0))
     else:
         raise ValueError(f"unknown rendering {style!r}; known: {', '.join(RENDERS)}")
     return np.clip(np.rint(grey), 0, 255).astype(np.uint8)

@@ -78,3 +78,22 @@ def test_cli_writes_a_rendering(tmp_path):
                  "--render", "denoised"]) == 0
     [jpg] = tmp_path.glob("*.jpg")
     assert read_micrograph(jpg).data.shape == (128, 128) and (tmp_path / f"{jpg.stem}.star").is_file()
+
+
+def test_nanodisc_and_antibody_shapes():
+    from epick.simulator import get_particle_type, list_particle_types, particle_diameter_a
+    from epick.simulator.projection import project_cloud
+
+    assert {"nanodisc", "antibody"} <= set(list_particle_types(include_atomic=False))
+    assert 130 < particle_diameter_a("nanodisc") < 180 and 150 < particle_diameter_a("antibody") < 200
+    disc = get_particle_type("nanodisc")
+    top = project_cloud(*disc.cloud, np.eye(3), 4.0, 51, disc.blob_sigma_a)  # looking down the membrane normal
+    c = 25
+    # the protein in the middle projects thicker than the lipid around it (lipid density 0.45)
+    assert top[c, c] > 1.5 * top[c, c + 11]  # 44 A out: lipid only
+    from epick.simulator.shapes import rotation_matrix
+
+    fab = get_particle_type("antibody")
+    front = project_cloud(*fab.cloud, rotation_matrix("x", -90), 4.0, 61, fab.blob_sigma_a)  # rows = the Y's axis
+    arms, stem, gap = min(front[38, 20], front[38, 40]), front[20, 30], front[40, 30]
+    assert gap < 0.05 * min(arms, stem)  # a Y: two arms and a stem, nothing between the arms
