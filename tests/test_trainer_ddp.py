@@ -212,3 +212,33 @@ def test_ddp_outside_torchrun_says_how_to_start(monkeypatch):
     with pytest.raises(EpickError, match="torchrun --nproc_per_node N"):
         with process_group("cpu"):
             pass
+
+
+@pytest.mark.slow   # torchrun starts 2 processes that each import torch and read the data
+def test_torchrun_epick_train_ddp_writes_one_model(tmp_path):
+    """The command line of the README: `torchrun --nproc_per_node 2 --no-python epick train ... --ddp`;
+    rank 0 alone writes the checkpoint and the model file, which loads and holds the run's log."""
+    import shutil
+    import subprocess
+    import sys
+
+    from epick.trainer.checkpoint import load_checkpoint
+    from epick.trainer.modelfile import read_model_file
+    from test_trainer_common import KINDS, write_dataset
+
+    torchrun = shutil.which("torchrun") or pytest.skip("torchrun is not on PATH")
+    mics, stars = write_dataset(tmp_path / "data", "apo", 4, seed=1)
+    out = tmp_path / "ddp.epick"
+    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(free_port()), "--no-python",
+           sys.executable, "-m", "epick.runtime.cli", "train", "--data", str(mics), str(stars), "apo",
+           "--diameter", str(KINDS["apo"]), "--epochs", "2", "--batch-size", "2", "--crop", "128",
+           "--width", "0.125", "--target-width", "256", "--val-fraction", "0", "--device", "cpu", "--quiet",
+           "-o", str(out), "--ddp"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("wrote ") == 1 and "2 processes (cpu), global batch 2" in run.stdout
+    model = read_model_file(out)
+    assert [row["epoch"] for row in model.metadata["training"]["log"]] == [1, 2]
+    assert model.metadata["training"]["ddp"] is True
+    assert load_checkpoint(out.with_name(out.name + ".ckpt")).epoch == 1
