@@ -126,21 +126,29 @@ def as_device(array, stream=0, dtype=None):
 
 
 class BufferPool:
-    """Device buffers kept per (name, shape, dtype) and reused across calls of the same shape."""
+    """Device buffers kept per (name, shape, dtype) and reused across calls of the same shape.
 
-    def __init__(self) -> None:
+    Up to ``shapes_per_name`` shapes per name stay allocated (least recently used dropped first), so
+    a session alternating between a few micrograph shape classes does not reallocate each time.
+    """
+
+    def __init__(self, shapes_per_name: int = 3) -> None:
+        self.shapes_per_name = max(1, int(shapes_per_name))
         self._buffers: dict[tuple, object] = {}
+        self.allocations = 0
 
     def get(self, name: str, shape, dtype, stream=0):
         """The buffer ``name`` of this shape and dtype, allocated on first use (contents undefined)."""
         shape = tuple(int(s) for s in np.atleast_1d(shape))
         key = (name, shape, np.dtype(dtype).str)
-        buf = self._buffers.get(key)
+        buf = self._buffers.pop(key, None)
         if buf is None:
-            for old in [k for k in self._buffers if k[0] == name]:
-                del self._buffers[old]  # one shape per name: free the previous one
+            same = [k for k in self._buffers if k[0] == name]
+            for old in same[: max(0, len(same) - self.shapes_per_name + 1)]:
+                del self._buffers[old]    # least recently used first (dicts keep insertion order)
             buf = cuda.device_array(shape, dtype=dtype, stream=stream)
-            self._buffers[key] = buf
+            self.allocations += 1
+        self._buffers[key] = buf          # most recently used last
         return buf
 
     def upload(self, name: str, host: np.ndarray, stream=0):

@@ -1,15 +1,22 @@
 """The GPU picking path: raw micrographs -> device preprocessing -> network on device buffers -> device
-peak extraction; only the top-K peak rows (and a few histograms) come back to the host.
+peak extraction; only the top-K peak rows come back to the host.
 
-    raw (host, its own dtype) --pinned staging, async H2D--> GpuPreprocessor steps --> batch[i, 0]
+    file --reader thread, own dtype--> pinned buffer (PinnedPool) --copy stream, async H2D--> slot
+    slot --compute stream: GpuPreprocessor (downsample, grey range, levels, equalise)--> batch[i, 0]
     batch [N, 1, H, W] float32 (device) --backend.infer_device--> heatmap/offset[/size] (device)
     --GpuPeakFinder--> NetworkPeaks per image (host, tiny) --objects.py--> Picks (original pixels)
 
-One numba CUDA stream carries everything: the preprocessing and peak kernels run on it and its raw
-handle is given to ``Backend.infer_device``, which enqueues the network on the same stream (torch
-through ``torch.cuda.ExternalStream``, TensorRT through ``execute_async_v3``), so no stage needs a
-host synchronisation to see the previous one's output. Device memory crosses library borders via
-``__cuda_array_interface__`` (numba device arrays <-> torch tensors / raw TensorRT pointers).
+Readers decode MRC files in their own dtype (uint16, float16, int8 travel as such) straight into
+pinned buffers, so there is no float32 copy and no staging copy on the picker thread; other inputs
+go through a pinned staging buffer. Uploads run on a copy stream up to two micrographs ahead of the
+compute stream, ordered by events both ways (the compute stream waits for an upload; a device slot is
+reused only after the kernels that read it). The preprocessing kernels, the network (the stream's
+raw handle is given to ``Backend.infer_device``: torch through ``torch.cuda.ExternalStream``, TensorRT
+through ``execute_async_v3``) and the peak kernels share the compute stream, and the grey range is
+found and applied on the device: the host waits once per batch, for the peak rows. Device memory
+crosses library borders via ``__cuda_array_interface__``. Device buffers are pooled per shape
+(a few shape classes each); the torch-CUDA backend keeps one CUDA graph per input shape and replays
+it for a partial last batch.
 
 The kernels give the same bits as the host path (``epick.runtime.preprocess``, ``pad_to_multiple``
 in "mean" mode, ``epick.runtime.peaks``), so both paths pick identically. numba.cuda is imported
@@ -22,6 +29,8 @@ mean grey of ``pad_to_multiple``; coordinates do not move.
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,54 +117,150 @@ def stream_handle(stream) -> int | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Upload: pinned staging, two slots so the host copy of the next micrograph overlaps the GPU
+# Upload: pinned buffers, a copy stream ordered against the compute stream by events
 # ---------------------------------------------------------------------------------------------
-class RawUploader:
-    """Host micrographs -> device arrays through pinned staging buffers, asynchronously on ``stream``.
+def _event_done(event) -> bool:
+    """True when the work before ``event`` has finished (the simulator runs everything at once)."""
+    query = getattr(event, "query", None)
+    return True if query is None else bool(query())
 
-    Two slots (pinned host + device buffer each, kept per shape and dtype): ``stage`` copies into the
-    next slot's pinned buffer (after that slot's previous upload finished) and enqueues the upload,
-    so the host copy of micrograph i+1 runs while the GPU works on micrograph i. A device buffer
-    is overwritten two ``stage`` calls later, in stream order, after the kernels that read it.
+
+class PinnedPool:
+    """Pinned host buffers kept per (shape, dtype), for the readers to decode micrographs into.
+
+    ``take`` (any thread) gives a free buffer or allocates one (pageable ``np.empty`` beyond
+    ``limit_bytes`` of live pinned memory); ``give_back(array, event)`` returns it once the upload
+    recorded by ``event`` has finished. A buffer never given back is freed with its last reference.
     """
 
-    SLOTS = 2
+    def __init__(self, limit_bytes: int = 2 << 30):
+        self.limit_bytes = int(limit_bytes)
+        self._lock = threading.Lock()
+        self._free: dict[tuple, list[np.ndarray]] = {}
+        self._pending: list[tuple[np.ndarray, object]] = []
+        self._owned: dict[int, weakref.ref] = {}
+        self.live_bytes = 0
+        self.allocated = 0
 
-    def __init__(self, stream, timer: "StageTimer | None" = None):
+    def take(self, shape, dtype) -> np.ndarray:
+        """A C-contiguous host array of ``shape`` and ``dtype`` (pinned while within the limit)."""
+        from numba import cuda
+
+        shape, dtype = tuple(int(n) for n in shape), np.dtype(dtype)
+        key = (shape, dtype.str)
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        with self._lock:
+            self._reclaim()
+            free = self._free.get(key)
+            if free:
+                return free.pop()
+            if self.live_bytes + nbytes > self.limit_bytes:
+                return np.empty(shape, dtype)
+            self.live_bytes += nbytes
+            self.allocated += 1
+        array = cuda.pinned_array(shape, dtype)
+        with self._lock:
+            self._owned[id(array)] = weakref.ref(array)
+        weakref.finalize(array, self._forget, id(array), nbytes)
+        return array
+
+    def _forget(self, key: int, nbytes: int) -> None:
+        with self._lock:
+            self._owned.pop(key, None)
+            self.live_bytes -= nbytes
+
+    def is_pinned(self, array) -> bool:
+        """True for a buffer of this pool (uploads copy from it without staging)."""
+        ref = self._owned.get(id(array))
+        return ref is not None and ref() is array
+
+    def give_back(self, array: np.ndarray, event) -> None:
+        """Reuse ``array`` once ``event`` (recorded after its upload) has completed."""
+        with self._lock:
+            self._pending.append((array, event))
+
+    def _reclaim(self) -> None:
+        still = []
+        for array, event in self._pending:
+            if _event_done(event):
+                self._free.setdefault((array.shape, array.dtype.str), []).append(array)
+            else:
+                still.append((array, event))
+        self._pending = still
+
+
+class RawUploader:
+    """Host micrographs -> device arrays on a copy stream, ordered against the compute stream by events.
+
+    ``stage(raw)`` enqueues the upload on ``copy_stream`` into one of ``SLOTS`` device buffers (kept per
+    shape and dtype), after the compute stream has released that slot, and makes the compute stream
+    wait for it; the host does not wait. A ``raw`` from the pinned pool is copied directly; any other
+    array goes through a pinned staging buffer (the host waits only for that buffer's previous upload).
+    ``release(slot)`` marks a staged slot free once the compute work enqueued so far is done.
+    """
+
+    SLOTS = 3
+
+    def __init__(self, stream, pool: PinnedPool | None = None, timer: "StageTimer | None" = None):
         from numba import cuda
 
         self._cuda = cuda
-        self.stream = stream
+        self.stream = stream                  # the compute stream
+        self.copy_stream = cuda.stream()
+        self.pool = pool
         self.timer = timer
         self._slots: list[dict] = [{} for _ in range(self.SLOTS)]
         self._next = 0
+        self._staging: dict[tuple, list[dict]] = {}
 
     def _slot(self, shape: tuple, dtype: np.dtype) -> dict:
         slot = self._slots[self._next]
         self._next = (self._next + 1) % self.SLOTS
         if slot.get("key") != (shape, dtype.str):
-            if slot.get("done") is not None:
-                slot["done"].synchronize()
+            if slot.get("released") is not None:
+                slot["released"].synchronize()
             slot.clear()
-            slot.update(key=(shape, dtype.str), host=self._cuda.pinned_array(shape, dtype),
-                        device=self._cuda.device_array(shape, dtype, stream=self.stream), done=None)
+            slot.update(key=(shape, dtype.str), released=None,
+                        device=self._cuda.device_array(shape, dtype, stream=self.copy_stream))
         return slot
 
+    def _staged(self, raw: np.ndarray):
+        """A pinned copy of a pageable ``raw`` (two staging buffers per shape and dtype)."""
+        ring = self._staging.setdefault((raw.shape, raw.dtype.str), [])
+        if len(ring) < 2:
+            ring.append({"host": self._cuda.pinned_array(raw.shape, raw.dtype), "done": None})
+        buf = ring.pop(0)
+        ring.append(buf)
+        if buf["done"] is not None:
+            buf["done"].synchronize()         # its previous upload has left the buffer
+        np.copyto(buf["host"], raw)
+        return buf
+
     def stage(self, raw: np.ndarray):
-        """Enqueue the upload of ``raw`` (2-D, a kernel-supported dtype); return its device array."""
+        """Enqueue the upload of ``raw`` (2-D, a kernel-supported dtype): (device array ready in the
+        compute stream's order, upload event, slot for ``release``)."""
         slot = self._slot(tuple(raw.shape), np.dtype(raw.dtype))
-        if slot["done"] is not None:
-            slot["done"].synchronize()            # the previous upload from this pinned buffer is over
-        np.copyto(slot["host"], raw)
+        if slot["released"] is not None:
+            slot["released"].wait(self.copy_stream)     # the kernels that read this slot are done
+        pinned = self.pool is not None and self.pool.is_pinned(raw)
+        staging = None if pinned else self._staged(raw)
         if self.timer:
-            self.timer.mark("upload", self.stream)
-        slot["device"].copy_to_device(slot["host"], stream=self.stream)
+            self.timer.mark("upload", self.copy_stream)
+        slot["device"].copy_to_device(raw if pinned else staging["host"], stream=self.copy_stream)
         if self.timer:
-            self.timer.mark("upload", self.stream, end=True)
-        done = new_event(timing=False)
-        done.record(self.stream)
-        slot["done"] = done
-        return slot["device"]
+            self.timer.mark("upload", self.copy_stream, end=True)
+        uploaded = new_event(timing=False)
+        uploaded.record(self.copy_stream)
+        uploaded.wait(self.stream)
+        if staging is not None:
+            staging["done"] = uploaded
+        return slot["device"], uploaded, slot
+
+    def release(self, slot: dict) -> None:
+        """``slot`` may be overwritten once the compute work enqueued so far is done."""
+        event = new_event(timing=False)
+        event.record(self.stream)
+        slot["released"] = event
 
 
 class StageTimer:
@@ -214,7 +319,8 @@ class DevicePipeline:
         self.timer = StageTimer() if profile else None
         self.preprocessor = GpuPreprocessor(params, pad_multiple=0, stream=self.stream)
         self.peak_finder = GpuPeakFinder(threshold=threshold, top_k=top_k, stream=self.stream)
-        self.uploader = RawUploader(self.stream, self.timer)
+        self.host_buffers = PinnedPool()
+        self.uploader = RawUploader(self.stream, self.host_buffers, self.timer)
         self._pool = BufferPool()
 
     # ------------------------------------------------------------------ items
@@ -243,20 +349,30 @@ class DevicePipeline:
         grid, block = grid_2d(*out2d.shape)
         preprocess_kernels.k_network_input[grid, block, self.stream](u8, pad_grey, 0, out2d)
 
-    def _preprocess_into(self, items: list[RawPrepared], batch, keep_images: bool) -> list[np.ndarray | None]:
-        """Preprocess each item into ``batch[i, 0]``; the uint8 network images back on the host when kept."""
+    def host_buffer(self, shape, dtype) -> np.ndarray:
+        """A pinned host buffer for a reader to decode one micrograph into (``read_micrograph(allocate=)``)."""
+        return self.host_buffers.take(shape, dtype)
+
+    def _preprocess_into(self, items: list[RawPrepared], batch, keep_images: bool,
+                         uploaded: list) -> list[np.ndarray | None]:
+        """Preprocess each item into ``batch[i, 0]``; the uint8 network images back on the host when
+        kept. Uploads run on the copy stream up to ``RawUploader.SLOTS`` items ahead of the kernels;
+        ``uploaded`` collects (pinned raw, upload event) for the caller to give back."""
         pre, timer = self.preprocessor, self.timer
         images: list[np.ndarray | None] = []
-        staged = self.uploader.stage(items[0].raw)
+        ahead = min(len(items), self.uploader.SLOTS - 1)
+        staged = [self.uploader.stage(it.raw) for it in items[:ahead]]
         for i, item in enumerate(items):
-            raw = staged
+            raw, event, slot = staged[i]
+            uploaded.append((item.raw, event))
             if timer:
                 timer.mark("preprocess", self.stream)
-            small = pre.downsample(raw, item.transform.network_shape)
-            if i + 1 < len(items):
-                staged = self.uploader.stage(items[i + 1].raw)   # host copy overlaps the GPU work
+            small = pre.downsample(raw, item.transform.network_shape)   # may be the raw slot itself
             u8, pad_grey = pre.levels_on_device(small, pre.grey_range(small))   # no host round trip
             self._network_input(u8, pad_grey, batch[i, 0])
+            self.uploader.release(slot)
+            if i + ahead < len(items):
+                staged.append(self.uploader.stage(items[i + ahead].raw))
             if timer:
                 timer.mark("preprocess", self.stream, end=True)
             images.append(u8.copy_to_host(stream=self.stream) if keep_images else None)
@@ -291,8 +407,15 @@ class DevicePipeline:
         if any(it.shape != shape for it in items):
             raise ValueError(f"one device batch needs one padded shape, got {sorted({it.shape for it in items})}")
         batch = self._pool.get("batch", (len(items), 1) + tuple(shape), np.float32, self.stream)
-        images = self._preprocess_into(items, batch, keep_images)
+        uploaded: list = []
+        images = self._preprocess_into(items, batch, keep_images, uploaded)
         peaks = self._peaks(self._infer(batch))
+        for raw, event in uploaded:           # only after success: a failed batch is retried item by item
+            if self.host_buffers.is_pinned(raw):
+                self.host_buffers.give_back(raw, event)
+                raw_item = next((it for it in items if it.raw is raw), None)
+                if raw_item is not None:
+                    raw_item.raw = None        # the buffer belongs to the pool again
         if self.timer:
             self.timer.collect()
         return list(zip(peaks, images))

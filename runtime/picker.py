@@ -213,7 +213,10 @@ class Picker:
         if isinstance(source, np.ndarray):
             data, pixel_size, name = source, None, "array"
         else:
-            mic = read_micrograph(source)
+            if self._device is not None:   # file dtype kept, read straight into a pinned buffer
+                mic = read_micrograph(source, keep_dtype=True, allocate=self._device.host_buffer)
+            else:
+                mic = read_micrograph(source)
             data, pixel_size, name = mic.data, mic.pixel_size, Path(source).name
         if self._device is not None:
             return self._device.prepare(data, source, name, pixel_size, time.perf_counter() - start)

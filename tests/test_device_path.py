@@ -217,3 +217,95 @@ def test_device_batch_pointer_checks_the_contract():
         device_batch_pointer(DeviceArrayView(1, (2, 1, 60, 32), np.float32), "m")
     with pytest.raises(ValueError, match="device array"):
         device_batch_pointer(np.zeros((1, 1, 32, 32), np.float32), "m")
+
+
+# ------------------------------------------------------------------ throughput plumbing (simulator)
+def _write_mrc_as_is(path, image):
+    """An MRC file in the image's own dtype (mrcfile writes integer modes and float16 as such)."""
+    import mrcfile
+
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(image)
+    return path
+
+
+def test_device_picker_reads_files_in_their_dtype_into_pinned_buffers(random_onnx, tmp_path):
+    host, device, _ = _pickers(random_onnx, min_side=0)
+    for i, dtype in enumerate([np.uint16, np.float16, np.int8, np.float32]):
+        path = _write_mrc_as_is(tmp_path / f"m{i}.mrc", _micrograph((40, 70), dtype, seed=40 + i))
+        item = device.prepare(path)
+        assert item.raw.dtype == dtype and device._device.host_buffers.is_pinned(item.raw)
+        assert host.prepare(path).u8 is not None      # the host path still reads float32 (unchanged)
+
+
+def test_pinned_pool_reuses_a_buffer_only_after_its_upload_event():
+    from epick.runtime.device_path import PinnedPool
+
+    class Event:
+        def __init__(self):
+            self.finished = False
+
+        def query(self):
+            return self.finished
+
+    pool = PinnedPool(limit_bytes=3 * 40 * 70 * 2)
+    a = pool.take((40, 70), np.uint16)
+    done = Event()
+    pool.give_back(a, done)
+    b = pool.take((40, 70), np.uint16)
+    assert b is not a and pool.allocated == 2                  # a's upload has not finished yet
+    done.finished = True
+    assert pool.take((40, 70), np.uint16) is a and pool.allocated == 2
+    c = pool.take((40, 70), np.uint16)                           # the third fits the limit
+    over = pool.take((40, 70), np.uint16)                        # beyond it: pageable, not from the pool
+    assert pool.allocated == 3 and pool.is_pinned(c) and not pool.is_pinned(over) and over.shape == (40, 70)
+    del c                                                        # a dropped buffer frees its share
+    assert pool.is_pinned(pool.take((40, 70), np.uint16)) and pool.allocated == 4
+
+
+@pytest.mark.slow
+def test_files_keep_their_dtype_into_pinned_buffers_and_buffers_are_reused(random_onnx, tmp_path):
+    """pick_many on MRC files of uint16, float16 and int8 through the device path: the readers keep
+    the file's dtype (no float32 copy) in pinned buffers from the pool, the second pass rotates the
+    uploader's 3 slots onto used ones, and it allocates nothing new."""
+    files = []
+    for i, dtype in enumerate([np.uint16, np.float16, np.int8]):
+        image = _micrograph((40, 70), dtype, seed=20 + i)
+        files.append(_write_mrc_as_is(tmp_path / f"m{i}.mrc", image))
+    host, device, backend = _pickers(random_onnx, min_side=0)
+    seen = []
+    real_prepare = device._device.prepare
+
+    def spy(data, *args):
+        seen.append((data.dtype.name, device._device.host_buffers.is_pinned(data)))
+        return real_prepare(data, *args)
+
+    device._device.prepare = spy
+    want = {r.name: r.picks for r in host.pick_many(files, batch_size=3, readers=1)}
+    for attempt in range(2):
+        got = {r.name: r for r in device.pick_many(files, batch_size=3, readers=1)}
+        assert all(r.ok for r in got.values()), [r.error for r in got.values()]
+        for name, picks in want.items():
+            _same_picks(got[name].picks, picks)
+        if attempt == 0:
+            pool, allocated = device._device.host_buffers, device._device.host_buffers.allocated
+            device_allocations = device._device.preprocessor._pool.allocations
+    assert sorted(set(seen)) == [("float16", True), ("int8", True), ("uint16", True)]
+    assert pool.allocated == allocated <= 3                      # the second pass reused the pinned buffers
+    assert device._device.preprocessor._pool.allocations == device_allocations
+    assert [s[0] for s in backend.shapes] == ["device", "device"]
+
+
+def test_float16_file_with_nan_is_repaired_as_on_the_host(tmp_path):
+    from epick.runtime.io.micrograph import read_micrograph, write_mrc
+
+    image = _micrograph((30, 20), np.float16, seed=30)
+    image[3, 4] = np.nan
+    path = write_mrc(tmp_path / "nan.mrc", image)
+    kept = read_micrograph(path, keep_dtype=True)
+    host = read_micrograph(path)
+    assert kept.data.dtype == np.float32 and kept.n_nonfinite == 1
+    np.testing.assert_array_equal(kept.data, host.data)
+    clean = write_mrc(tmp_path / "clean.mrc", _micrograph((30, 20), np.float16, seed=31))
+    assert read_micrograph(clean, keep_dtype=True).data.dtype == np.float16
+    assert read_micrograph(clean).data.dtype == np.float32

@@ -211,20 +211,23 @@ def _mode0_is_unsigned(header) -> bool:
     return stamp == _IMOD_STAMP and not flags & 1
 
 
-def _read_mrc(path: Path) -> tuple[np.ndarray, float | None, int]:
+def _read_mrc(path: Path, keep_dtype: bool = False, allocate=None) -> tuple[np.ndarray, float | None, int]:
     """Pixels (float32 2-D, frames averaged), pixel size in Å, number of frames of an MRC file.
 
     Read frame by frame with plain reads (no memory map); a short read or a change of the file's
-    size or modification time during the read is "changed while being read"."""
+    size or modification time during the read is "changed while being read". ``keep_dtype``: a
+    single-frame native-byte-order file comes back in its own dtype, read straight into
+    ``allocate(shape, dtype)`` when given (the GPU path passes pinned buffers)."""
     header = _mrc_header(path)
     nx, ny, nz, mode = int(header.nx), int(header.ny), int(header.nz), int(header.mode)
     order = header.dtype["mode"].byteorder
     dtype = np.dtype("u1" if _mode0_is_unsigned(header) else _MRC_MODE_DTYPE[mode]).newbyteorder(order)
+    keep = keep_dtype and nz == 1 and dtype.isnative
     try:
         with open_regular(path) as handle:
             before = os.fstat(handle.fileno())
             handle.seek(_MRC_HEADER_BYTES + int(header.nsymbt))
-            frame = np.empty((ny, nx), dtype=dtype)
+            frame = allocate((ny, nx), dtype) if keep and allocate is not None else np.empty((ny, nx), dtype=dtype)
             acc = None if nz == 1 else np.zeros((ny, nx), dtype=np.float64)
             for _ in range(nz):
                 got = handle.readinto(memoryview(frame.reshape(-1).view(np.uint8)))
@@ -239,7 +242,9 @@ def _read_mrc(path: Path) -> tuple[np.ndarray, float | None, int]:
         raise MicrographError(path, f"cannot be read ({exc.strerror or exc})", "check the disk and copy it again") from exc
     if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
         raise _changed(path, f"size {before.st_size} -> {after.st_size} bytes")
-    if acc is None:
+    if keep:
+        data = frame
+    elif acc is None:
         data = frame.astype(np.float32, copy=False) if dtype == np.float32 else frame.astype(np.float32)
     else:
         acc /= nz
@@ -475,9 +480,13 @@ def replace_nonfinite(data: np.ndarray) -> int:
     return n_bad
 
 
-def read_micrograph(path: str | Path) -> Micrograph:
+def read_micrograph(path: str | Path, *, keep_dtype: bool = False, allocate=None) -> Micrograph:
     """Read an MRC/TIFF/PNG/JPEG micrograph as float32 ``data[y, x]``; frames are averaged.
 
+    ``keep_dtype``: a single-frame MRC keeps its own dtype (int8, uint8, int16, uint16, float16 or
+    float32; no float32 copy), read into ``allocate(shape, dtype)`` when given; the GPU path converts
+    on the device with the same values. A float file with non-finite pixels is still converted and
+    repaired here (``replace_nonfinite``), so both paths see the same pixels.
     Raises MicrographError (naming the file, the problem and a fix) for missing, empty, truncated,
     corrupt, mislabelled or unsupported files.
     """
@@ -485,7 +494,7 @@ def read_micrograph(path: str | Path) -> Micrograph:
     kind = _kind(path)
     pixel_size = None
     if kind == "mrc":
-        data, pixel_size, n_frames = _read_mrc(path)
+        data, pixel_size, n_frames = _read_mrc(path, keep_dtype, allocate)
     elif kind == "tiff":
         data, n_frames, pixel_size = _read_tiff(path)
     else:
@@ -494,6 +503,9 @@ def read_micrograph(path: str | Path) -> Micrograph:
         raise MicrographError(path, "holds an image with no pixels", "export the micrograph again")
     if not data.flags.writeable or not data.flags.c_contiguous:
         data = np.array(data, dtype=np.float32, order="C")
+    if data.dtype != np.float32 and np.issubdtype(data.dtype, np.floating) and \
+            not np.isfinite(np.add.reduce(data, axis=None, dtype=np.float64)):
+        data = data.astype(np.float32)      # kept float16 with NaN/Inf: repaired as float32 below
     n_bad = replace_nonfinite(data)
     if n_frames > 1:
         log.warning("%s: %d frames averaged into one image without alignment (a movie? pick the "
