@@ -56,7 +56,10 @@ setup(
     include_package_data=True,
     install_requires=BASE,
     extras_require={"train": TRAIN, "export": EXPORT, "gpu": GPU, "cluster": CLUSTER, "dev": DEV},
-    entry_points={"console_scripts": [
+    entry_points={
+        # backends the runtime finds without importing their packages (epick.runtime.backends)
+        "epick.backends": ["model = epick.trainer.backend:TorchModelBackend"],
+        "console_scripts": [
         "epick=epick.runtime.cli:main",
         "epick-relion=epick.runtime.integrations.relion:main",   # RELION 4/5 External job
         "epick-topaz=epick.runtime.integrations.topaz:main",     # RELION 5 AutoPick's Topaz executable

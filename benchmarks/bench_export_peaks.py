@@ -43,7 +43,7 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    from epick.export.artifact_metadata import build_artifact_metadata
+    from epick.runtime.artifact import build_artifact_metadata
     from epick.export.graph import ContractGraph, PeaksInGraph
     from epick.export.onnx_export import export_onnx
     from epick.export.parity import random_network_batch

@@ -1,6 +1,6 @@
 """`epick export MODEL`: lower a model file to ONNX, a TensorRT engine and/or a torch-GPU package.
 
-Every artifact carries the metadata the runtime needs (see ``epick.export.artifact_metadata``), so
+Every artifact carries the metadata the runtime needs (see ``epick.runtime.artifact``), so
 picking never needs the trainer's code.
 """
 from __future__ import annotations
@@ -122,7 +122,7 @@ def _export_torch_gpu(args, graph, meta: dict) -> Path:
         print(f"torch-GPU parity ({'FP16' if args.fp16 else 'FP32'} vs FP32): {report.picks_summary()}")
         if not report.picks_ok():
             why = "; ".join(report.tolerance_details) or "no reference picks to compare"
-            from .artifact_metadata import sidecar_path
+            from epick.runtime.artifact import sidecar_path
 
             for rejected in (out, sidecar_path(out)):   # a rejected package is not left behind
                 rejected.unlink(missing_ok=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .artifact_metadata import build_artifact_metadata, file_sha256
+from epick.runtime.artifact import build_artifact_metadata, file_sha256
 from .graph import ContractGraph
 from .onnx_export import DEFAULT_OPSET, exporter_versions
 

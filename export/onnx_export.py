@@ -2,7 +2,7 @@
 
 The graph follows the artifact contract (``epick.export.graph``); height and width are exported as
 ``32 * k`` so every multiple of 32 is accepted. The JSON metadata blob of
-``epick.export.artifact_metadata`` is stored under ``metadata_props["epick"]``.
+``epick.runtime.artifact`` is stored under ``metadata_props["epick"]``.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from epick.runtime.errors import ModelFileError
 from epick.runtime.io.atomic import atomic_path
 
-from .artifact_metadata import encode_metadata_props
+from epick.runtime.artifact import encode_metadata_props
 
 log = logging.getLogger("epick.export")
 

@@ -16,7 +16,7 @@ Profiles: one per common micrograph shape after preprocessing to width 1024 (409
 catch-all profile (any multiple of 32 up to ``MAX_SIDE``) so unusual shapes still run.
 The sidecar ``OUT.engine.json`` carries the artifact metadata of the ONNX file plus
 ``"engine": {tensorrt_version, gpu_name, compute_capability, fp16, profiles, workspace_bytes}``;
-``epick.export.artifact_metadata.check_engine_current`` refuses a stale engine with a clear message.
+``epick.runtime.artifact.check_engine_current`` refuses a stale engine with a clear message.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from epick.runtime.io.atomic import atomic_write
 
 from epick.runtime.backends.tensorrt import check_tensorrt_version
 
-from .artifact_metadata import engine_mismatches, read_onnx_metadata, read_sidecar, sidecar_path
+from epick.runtime.artifact import engine_mismatches, read_onnx_metadata, read_sidecar, sidecar_path
 
 log = logging.getLogger("epick.export")
 

@@ -16,10 +16,11 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
+from epick.runtime.artifact import sidecar_path
+from epick.runtime.backends.torch_cuda import load_torch_gpu  # noqa: F401  (the runtime loads packages)
 from epick.runtime.errors import ModelFileError
 from epick.runtime.io.atomic import atomic_path, atomic_write
 
-from .artifact_metadata import read_sidecar, sidecar_path
 from .graph import ContractGraph
 from .onnx_export import MAX_BATCH, MAX_SIDE
 
@@ -98,21 +99,3 @@ def export_torch_gpu(network, out_path: str | Path, meta: Mapping[str, Any], *, 
     return out_path
 
 
-def load_torch_gpu(path: str | Path, device_index: int = -1, *, run_single_threaded: bool = False):
-    """Load a ``.pt2`` package and its checked sidecar: ``(callable image -> outputs, sidecar dict)``.
-
-    ``run_single_threaded=True`` loads the runner that CUDA graphs can capture (no event query inside
-    ``run``); it must then be called from one thread at a time.
-    """
-    import torch
-
-    sidecar = read_sidecar(path)
-    try:
-        runner = torch._inductor.aoti_load_package(str(path), run_single_threaded=run_single_threaded,
-                                                   device_index=device_index)
-    except Exception as exc:  # torch raises RuntimeError / ValueError kinds from C++
-        facts = sidecar.get("torch_gpu", {})
-        raise ModelFileError(path, f"torch cannot load this package ({exc}); it was built with torch "
-                             f"{facts.get('torch_version')} for {facts.get('device')}",
-                             "rebuild it here: epick export MODEL --torch-gpu OUT.pt2") from exc
-    return runner, sidecar

@@ -90,7 +90,7 @@ def make_onnx(path: str | Path, *, kind: str = "blob_detector", object_type: str
         warnings.simplefilter("ignore")   # constant-folding notes of the TorchScript exporter
         torch.onnx.export(module, (dummy,), str(path), input_names=["image"], output_names=names,
                           dynamic_axes=dyn, opset_version=17, dynamo=False)
-    from epick.export.artifact_metadata import build_artifact_metadata, encode_metadata_props
+    from epick.runtime.artifact import build_artifact_metadata, encode_metadata_props
 
     model = onnx.load(str(path))
     model_meta = {"object_type": object_type, "particle_diameter": diameter,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from epick.export import artifact_metadata as am
+from epick.runtime import artifact as am
 from epick.runtime.errors import ModelFileError
 
 MODEL_META = {"format_version": 1, "object_type": "vesicle", "particle_diameter": 108.0,
@@ -113,7 +113,7 @@ def test_metadata_module_stays_light():
     import subprocess
     import sys
 
-    code = ("import sys, epick.export.artifact_metadata; "
+    code = ("import sys, epick.runtime.artifact; "
             "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'tensorrt') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

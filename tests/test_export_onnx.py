@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from epick.export import artifact_metadata as am  # noqa: E402
+from epick.runtime import artifact as am  # noqa: E402
 from epick.export.graph import ContractGraph  # noqa: E402
 from epick.export.parity import (compare, onnx_runner, random_network_batch, real_network_batch,  # noqa: E402
                                  torch_runner)

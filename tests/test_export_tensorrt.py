@@ -62,7 +62,7 @@ def test_fp16_engine_build_and_staleness(tmp_path):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
-    from epick.export import artifact_metadata as am
+    from epick.runtime import artifact as am
     from epick.runtime.cli import main
     from _models import make_model_file
 

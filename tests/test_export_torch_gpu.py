@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from epick.export import artifact_metadata as am  # noqa: E402
+from epick.runtime import artifact as am  # noqa: E402
 from epick.export.model_source import load_for_export  # noqa: E402
 from epick.export.parity import compare, random_network_batch, real_network_batch, torch_runner  # noqa: E402
 from epick.export.torch_gpu import export_program, export_torch_gpu, load_torch_gpu  # noqa: E402

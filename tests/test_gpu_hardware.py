@@ -99,7 +99,7 @@ def model_file(tmp_path_factory):
 def test_device_path_with_a_torch_model_on_the_shared_stream_equals_host_path(model_file):
     torch = _torch_cuda()
     from epick.runtime import Picker
-    from epick.runtime.backends.torch_model import TorchModelBackend
+    from epick.trainer.backend import TorchModelBackend
 
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     backend = TorchModelBackend(model_file, device="cuda")

@@ -70,7 +70,7 @@ def test_metadata_values_are_bounded_and_typed(tmp_path, meta, words):
     try:
         make_onnx(path, module=_Pool(), diameter=diameter, extra_meta=extra)
     except (TypeError, ValueError):        # the exporter itself refuses a non-numeric diameter
-        from epick.export.artifact_metadata import encode_metadata_props
+        from epick.runtime.artifact import encode_metadata_props
         import onnx
 
         make_onnx(path, module=_Pool())

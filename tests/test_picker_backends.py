@@ -16,7 +16,7 @@ GPU = {"gpu_name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
 
 
 def _fake_engine(tmp_path: Path, **engine) -> Path:
-    from epick.export.artifact_metadata import build_artifact_metadata
+    from epick.runtime.artifact import build_artifact_metadata
 
     path = tmp_path / "model.engine"
     path.write_bytes(b"serialized engine")

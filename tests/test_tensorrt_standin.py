@@ -23,7 +23,7 @@ def make_onnx(path, half: bool):
     """image [N,1,H,W] float32 -> (Cast half) -> 4x4 average -> heatmap = p * 8 - 2, offset = (p, 1 - p)."""
     from onnx import TensorProto, helper
 
-    from epick.export.artifact_metadata import build_artifact_metadata
+    from epick.runtime.artifact import build_artifact_metadata
     from epick.export.onnx_export import set_metadata
 
     kind = TensorProto.FLOAT16 if half else TensorProto.FLOAT
@@ -117,7 +117,7 @@ def _backend(trt, tmp_path, max_batch=2):
 
     engine = tb.build_engine(make_onnx(tmp_path / "m.onnx", half=True), tmp_path / "m.engine",
                              profiles=small_profiles(max_batch))
-    return TensorRTBackend(engine, rebuild=False)
+    return TensorRTBackend(engine)
 
 
 def test_backend_splits_batches_over_the_profile_and_reuses_buffers(trt, tmp_path):
@@ -151,4 +151,31 @@ def test_backend_infer_device_on_device_pointers(trt, tmp_path):
     assert cai["shape"] == (3, 1, 16, 24) and cai["typestr"] == "<f4"
     heat = np.frombuffer((ctypes.c_float * (3 * 16 * 24)).from_address(cai["data"][0]), np.float32)
     np.testing.assert_array_equal(heat.reshape(3, 1, 16, 24), standin.standin_network(images)[0])
+    backend.close()
+
+
+def test_stale_engine_is_refused_with_the_rebuild_command_or_rebuilt_by_the_callers_builder(trt, tmp_path):
+    """The runtime never rebuilds through the export step itself: without a builder a stale engine is
+    refused with the `epick export` command; a builder passed by the caller rebuilds it once."""
+    from epick.export import tensorrt_build as tb
+    from epick.runtime import artifact as am
+    from epick.runtime.backends.tensorrt import TensorRTBackend
+
+    onnx_path = make_onnx(tmp_path / "m.onnx", half=True)
+    engine = tb.build_engine(onnx_path, tmp_path / "m.engine", profiles=small_profiles())
+    side = am.read_sidecar(engine)
+    side["engine"]["gpu_name"] = "a GPU of another machine"
+    am.sidecar_path(engine).write_text(json.dumps(side))
+    with pytest.raises(ModelFileError, match="another machine") as info:
+        TensorRTBackend(engine)
+    assert f"epick export MODEL.epick (the model file with hash sha256:standin) --tensorrt {engine} --rebuild" \
+        in str(info.value)
+    calls = []
+
+    def builder(onnx_source, engine_path):
+        calls.append((onnx_source, engine_path))
+        tb.build_engine(onnx_source, engine_path, profiles=small_profiles())
+
+    backend = TensorRTBackend(engine, builder=builder)
+    assert calls == [(onnx_path, engine)] and backend.name == "tensorrt"
     backend.close()

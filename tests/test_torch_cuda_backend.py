@@ -79,7 +79,7 @@ def test_host_infer_after_a_capture_inside_inference_mode():
 @pytest.fixture
 def backend(tmp_path, monkeypatch):
     """A TorchCudaBackend on a fake package: the loader records its keyword arguments."""
-    from epick.export.artifact_metadata import build_artifact_metadata
+    from epick.runtime.artifact import build_artifact_metadata
 
     calls = []
 

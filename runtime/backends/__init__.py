@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Callable
 
 from ..errors import ModelFileError
 from .base import Backend
@@ -25,6 +26,9 @@ __all__ = ["Backend", "ArtifactMetadata", "BACKENDS", "artifact_kind", "open_bac
 
 log = logging.getLogger("epick.runtime")
 
+MODEL_SUFFIXES = (".epick",)          # trainer model files (run by the backend registered as "model")
+ENTRY_POINT_GROUP = "epick.backends"  # where other epick packages register backends (setup.py)
+
 BACKENDS = ("auto", "onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda", "tensorrt", "torch-cuda", "torch")
 
 
@@ -32,7 +36,6 @@ def artifact_kind(path: str | Path) -> str:
     """``onnx``, ``tensorrt``, ``torch-gpu`` or ``model`` from the suffix (or file content)."""
     from .tensorrt import ENGINE_SUFFIXES
     from .torch_cuda import TORCH_GPU_SUFFIXES
-    from .torch_model import MODEL_SUFFIXES
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -53,6 +56,26 @@ def artifact_kind(path: str | Path) -> str:
         return "torch-gpu"
     raise ModelFileError(path, f"cannot tell what kind of model {path.name!r} is",
                          "use an .onnx, .engine, .pt2 (torch-GPU) or .epick (model) file")
+
+
+def registered_backend(kind: str, path: str | Path) -> Callable[..., Backend]:
+    """The backend class registered for artifact ``kind`` in the ``epick.backends`` entry-point group.
+
+    The runtime imports no other epick package: the trainer registers ``model`` (``.epick`` files run
+    by torch) through setup.py, and it loads only when such a file is picked. ModelFileError naming
+    ``path`` and the install command when nothing is registered or it cannot be imported.
+    """
+    from importlib.metadata import entry_points
+
+    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == kind]
+    fix = "pip install 'epick[train]', or export it: epick export MODEL --onnx MODEL.onnx"
+    if not found:
+        raise ModelFileError(path, f"no installed backend runs {kind} files (epick's {ENTRY_POINT_GROUP} "
+                             "entry points lack it)", fix)
+    try:
+        return found[0].load()
+    except ImportError as exc:
+        raise ModelFileError(path, f"a model file needs torch and the trainer ({exc})", fix) from exc
 
 
 def open_backend(artifact: str | Path, backend: str = "auto", *, threads: int | None = None) -> Backend:
@@ -95,9 +118,7 @@ def _open(path: Path, kind: str, backend: str, threads: int | None) -> Backend:
         return TorchCudaBackend(path)
     if kind == "model":
         _need(backend, ("auto", "torch"), path, kind)
-        from .torch_model import TorchModelBackend
-
-        return TorchModelBackend(path)
+        return registered_backend("model", path)(path)
     # ONNX
     _need(backend, ("auto", "onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda", "tensorrt"), path, kind)
     from .onnxruntime import OnnxRuntimeBackend
@@ -127,7 +148,7 @@ def _engine_beside(onnx_path: Path, required: bool) -> Backend | None:
         log.info("no TensorRT engine beside %s; build one with `epick export --tensorrt` for speed", onnx_path.name)
         return None
     try:
-        from epick.export.artifact_metadata import read_onnx_metadata
+        from epick.runtime.artifact import read_onnx_metadata
 
         backend = TensorRTBackend(engine)
         onnx_hash = read_onnx_metadata(onnx_path)["model_hash"]

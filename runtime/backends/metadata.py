@@ -1,6 +1,6 @@
 """What an exported artifact says about itself, as the runtime uses it.
 
-The JSON blob and its checks belong to the export step: ``epick.export.artifact_metadata``
+The JSON blob, its keys and its checks are in ``epick.runtime.artifact``
 (standard library only, no torch/onnx; keys listed there). ONNX files carry the blob under the
 ``metadata_props`` key ``epick``; TensorRT engines and torch-GPU packages in a sidecar
 ``<artifact>.json``. This module turns a validated blob into the few typed fields the Picker needs.
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..artifact import build_artifact_metadata, decode_metadata_props, file_sha256, validate_metadata
 from ..errors import ModelFileError
 
 _OBJECT_ALIASES = {"particles": "particle", "vesicles": "vesicle", "fibers": "fiber", "fibre": "fiber",
@@ -33,8 +34,6 @@ class ArtifactMetadata:
     @classmethod
     def from_blob(cls, blob: dict, source: str | Path) -> "ArtifactMetadata":
         """From the export step's JSON blob (validated: format version, keys, object type)."""
-        from epick.export.artifact_metadata import validate_metadata
-
         from .interface_check import check_metadata_values
 
         blob = validate_metadata(blob, source)
@@ -51,22 +50,11 @@ class ArtifactMetadata:
     @classmethod
     def from_props(cls, props: dict[str, str], source: str | Path) -> "ArtifactMetadata":
         """From ONNX ``metadata_props`` / ONNX Runtime's ``custom_metadata_map``."""
-        from epick.export.artifact_metadata import decode_metadata_props
-
         return cls.from_blob(decode_metadata_props(props, source), source)
-
-    @classmethod
-    def from_sidecar(cls, artifact: str | Path) -> "ArtifactMetadata":
-        """From the sidecar ``<artifact>.json`` of an engine or torch-GPU package (refused when missing)."""
-        from epick.export.artifact_metadata import read_sidecar
-
-        return cls.from_blob(read_sidecar(artifact), artifact)
 
     @classmethod
     def from_model_file(cls, model_meta: dict, path: str | Path, outputs: list[str]) -> "ArtifactMetadata":
         """From a trainer model file's metadata, as the export step would describe it."""
-        from epick.export.artifact_metadata import build_artifact_metadata, file_sha256
-
         try:
             blob = build_artifact_metadata(model_meta, file_sha256(path), outputs)
         except (TypeError, ValueError) as exc:   # e.g. a diameter that is not a number

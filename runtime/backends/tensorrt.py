@@ -3,17 +3,20 @@
 
 An engine only runs on the TensorRT version and GPU it was built for. The export step writes a
 sidecar ``<engine>.json`` (TensorRT version, GPU name, compute capability, model hash, model
-metadata); a stale engine is rebuilt from its ONNX source when the builder is installed, else
-refused with the command that rebuilds it. ``tensorrt`` and ``cuda`` are imported only here.
+metadata); a stale engine is refused with the command that rebuilds it, or rebuilt by a
+``builder`` the caller passes (the runtime never imports the export step). ``tensorrt`` and
+``cuda`` are imported only here.
 """
 from __future__ import annotations
 
 import ctypes
 import logging
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from ..artifact import engine_mismatches, read_sidecar
 from ..errors import ModelFileError
 from .base import Backend, DeviceArrayView, check_input_batch, device_batch_pointer
 from .metadata import ArtifactMetadata
@@ -81,8 +84,6 @@ def current_gpu() -> dict | None:
 
 def engine_problem(engine: Path, trt_version: str, gpu: dict | None) -> tuple[dict | None, str | None]:
     """(sidecar, why the engine cannot run here) -- the reason is None when it can run."""
-    from epick.export.artifact_metadata import engine_mismatches, read_sidecar
-
     try:
         sidecar = read_sidecar(engine)
     except ModelFileError as exc:
@@ -94,20 +95,17 @@ def engine_problem(engine: Path, trt_version: str, gpu: dict | None) -> tuple[di
     return sidecar, "; ".join(reasons) or None
 
 
-def _rebuild(engine: Path, sidecar: dict | None) -> bool:
-    """Rebuild a stale engine from its ONNX source with the export step's builder; True on success."""
-    onnx_path = Path(str((sidecar or {}).get("engine", {}).get("onnx", engine.with_suffix(".onnx"))))
-    if not onnx_path.is_absolute():
-        onnx_path = engine.parent / onnx_path
-    try:
-        from epick.export import tensorrt_build
-    except ImportError:
-        return False
-    if not onnx_path.is_file() or not hasattr(tensorrt_build, "build_engine"):
-        return False
-    log.warning("rebuilding stale TensorRT engine %s from %s", engine, onnx_path)
-    tensorrt_build.build_engine(onnx_path, engine)
-    return True
+def rebuild_command(engine: Path, sidecar: dict | None) -> str:
+    """The `epick export` command that rebuilds ``engine`` on this machine (from its model file)."""
+    model_hash = (sidecar or {}).get("model_hash")
+    model = "MODEL.epick" + (f" (the model file with hash {model_hash})" if model_hash else "")
+    return f"epick export {model} --tensorrt {engine} --rebuild"
+
+
+def _source_onnx(engine: Path, sidecar: dict) -> Path:
+    """The ONNX file the engine was built from (the sidecar names it; default: beside the engine)."""
+    onnx_path = Path(str(sidecar.get("engine", {}).get("onnx", engine.with_suffix(".onnx"))))
+    return onnx_path if onnx_path.is_absolute() else engine.parent / onnx_path
 
 
 class _DeviceBuffer:
@@ -148,7 +146,10 @@ class TensorRTBackend(Backend):
 
     thread_safe = False
 
-    def __init__(self, path: str | Path, *, rebuild: bool = True):
+    def __init__(self, path: str | Path, *, builder: Callable[[Path, Path], object] | None = None):
+        """Open the engine ``path``. A stale engine (other TensorRT, GPU) is refused with the command
+        that rebuilds it, unless ``builder(onnx_path, engine_path)`` is given (e.g. the export step's
+        ``tensorrt_build.build_engine``): then it is rebuilt from its ONNX source once and re-checked."""
         import tensorrt as trt
 
         path = Path(path)
@@ -156,11 +157,13 @@ class TensorRTBackend(Backend):
             raise ModelFileError(path, "TensorRT engine not found", "check the --model path")
         check_tensorrt_version(trt.__version__, path)
         sidecar, problem = engine_problem(path, trt.__version__, current_gpu())
-        if problem and rebuild and sidecar is not None and _rebuild(path, sidecar):
+        if problem and builder is not None and sidecar is not None and _source_onnx(path, sidecar).is_file():
+            log.warning("rebuilding stale TensorRT engine %s (%s)", path, problem)
+            builder(_source_onnx(path, sidecar), path)
             sidecar, problem = engine_problem(path, trt.__version__, current_gpu())
         if problem:
             raise ModelFileError(path, f"this TensorRT engine cannot run here: {problem}",
-                                 "rebuild it on this machine: epick export MODEL --tensorrt OUT.engine "
+                                 f"rebuild it on this machine: {rebuild_command(path, sidecar)} "
                                  "(or pick with the ONNX file: --model MODEL.onnx)")
         super().__init__(path, ArtifactMetadata.from_blob(sidecar, path))
         self.name = "tensorrt"

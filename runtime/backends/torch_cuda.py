@@ -1,9 +1,8 @@
 """torch-CUDA backend: runs the export step's torch-GPU artifact (AOTInductor package or torch.export
 program, FP16) with CUDA graphs. torch is imported only when this backend is asked for.
 
-The package and its sidecar ``<artifact>.json`` are loaded by the export step's
-``epick.export.torch_gpu.load_torch_gpu``; its interface is the ONNX one (float32 in, float32 out,
-FP16 inside).
+The package (written by ``epick.export.torch_gpu``) and its sidecar ``<artifact>.json`` are loaded
+by ``load_torch_gpu``; its interface is the ONNX one (float32 in, float32 out, FP16 inside).
 """
 from __future__ import annotations
 
@@ -57,6 +56,29 @@ def torch_cuda_available() -> bool:
         return bool(torch.cuda.is_available())
     except Exception:
         return False
+
+
+
+def load_torch_gpu(path: str | Path, device_index: int = -1, *, run_single_threaded: bool = False):
+    """Load a ``.pt2`` package and its checked sidecar: ``(callable image -> outputs, sidecar dict)``.
+
+    ``run_single_threaded=True`` loads the runner that CUDA graphs can capture (no event query inside
+    ``run``); it must then be called from one thread at a time.
+    """
+    import torch
+
+    from ..artifact import read_sidecar
+
+    sidecar = read_sidecar(path)
+    try:
+        runner = torch._inductor.aoti_load_package(str(path), run_single_threaded=run_single_threaded,
+                                                   device_index=device_index)
+    except Exception as exc:  # torch raises RuntimeError / ValueError kinds from C++
+        facts = sidecar.get("torch_gpu", {})
+        raise ModelFileError(path, f"torch cannot load this package ({exc}); it was built with torch "
+                             f"{facts.get('torch_version')} for {facts.get('device')}",
+                             "rebuild it here: epick export MODEL --torch-gpu OUT.pt2") from exc
+    return runner, sidecar
 
 
 class CudaGraphs:
@@ -161,8 +183,6 @@ class TorchCudaBackend(Backend):
         if not torch.cuda.is_available():
             raise ModelFileError(path, "the torch-GPU artifact needs CUDA, and torch sees no GPU",
                                  "pick with the ONNX file instead (--model MODEL.onnx)")
-        from epick.export.torch_gpu import load_torch_gpu
-
         # run_single_threaded: the default runner records and queries a CUDA event inside run() to
         # hand its buffers between threads, which is illegal while a CUDA graph is being captured
         # (capture would fail and graphs stay off); this backend is single-threaded anyway

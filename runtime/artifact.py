@@ -1,8 +1,8 @@
 """Metadata carried by every exported artifact (ONNX, TensorRT engine, torch-GPU package).
 
-This module is what the RUNTIME uses to read and check an artifact, so it imports only the
-standard library and ``epick.runtime.errors`` (no torch, no onnx). ONNX Runtime is imported inside
-``read_onnx_metadata`` only.
+The runtime reads and checks artifacts with it; the export step (``epick.export``) writes it with
+the same functions. Standard library and ``epick.runtime`` only (no torch, no onnx); ONNX Runtime is
+imported inside ``read_onnx_metadata`` only.
 
 Where the metadata lives:
 - ONNX: ``metadata_props`` key ``"epick"`` holds the JSON blob below; a few flat copies

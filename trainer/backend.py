@@ -1,7 +1,7 @@
 """Model-file backend: a trainer ``.epick`` model run by torch on CUDA (when available) or CPU.
 
-For development and checks; the lean path is an exported artifact. torch and the trainer's loader
-are imported only when this backend is asked for.
+For development and checks; the lean path is an exported artifact. The runtime finds this class
+through the ``epick.backends`` entry point ``model`` (setup.py), so it never imports the trainer.
 """
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelFileError
-from .base import Backend, check_input_batch, device_batch_pointer, outputs_by_name
-from .metadata import ArtifactMetadata
-
-MODEL_SUFFIXES = (".epick",)
+from epick.runtime.backends.base import Backend, check_input_batch, device_batch_pointer, outputs_by_name
+from epick.runtime.backends.metadata import ArtifactMetadata
+from epick.runtime.errors import ModelFileError
 
 
 class TorchModelBackend(Backend):
@@ -24,7 +22,7 @@ class TorchModelBackend(Backend):
     def __init__(self, path: str | Path, device: str = "auto"):
         try:
             import torch
-            from epick.trainer.modelfile import load_model
+            from .modelfile import load_model
         except ImportError as exc:
             raise ModelFileError(path, f"a model file needs torch and the trainer ({exc})",
                                  "pip install 'epick[train]', or export it: epick export MODEL --onnx M.onnx") from exc
@@ -51,7 +49,7 @@ class TorchModelBackend(Backend):
 
     def infer_device(self, images, stream: int | None = None) -> dict:
         """Device float32 [N, 1, H, W] batch -> CUDA tensors by name (eager; see ``Backend.infer_device``)."""
-        from .torch_cuda import device_outputs
+        from epick.runtime.backends.torch_cuda import device_outputs
 
         if not self.device_io:
             return super().infer_device(images, stream)
