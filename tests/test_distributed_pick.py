@@ -103,6 +103,17 @@ def test_cluster_options_are_checked(job):
 
 
 @pytest.mark.slow   # starts its own LocalCluster (~10-20 s on 2 shared cores); the kill test covers Dask by default
+def test_local_workers_get_one_gpu_each(monkeypatch):
+    from epick.runtime.distributed.dask_pick import gpu_for_worker, visible_gpus
+
+    assert [gpu_for_worker(i, ("0", "1", "2")) for i in range(4)] == ["0", "1", "2", "0"]
+    assert gpu_for_worker("tcp-worker-a", ("3",)) == "3"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    assert visible_gpus() == ("2", "5")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_gpus() == ()
+
+
 def test_local_cluster_equals_one_run(job):
     root, reference = job
     assert pick(root, "local2", "--cluster", "local:2") == 0

@@ -18,7 +18,10 @@ the job starts, and an output counts as this job's when it exists and differs fr
 micrographs, so only the one that kills (e.g. a file whose read crashes the process) fails.
 
 Workers must see the model and the micrographs at the same paths as the client (a shared file
-system) and need epick with its picking dependencies installed. One worker process per GPU.
+system) and need epick with its picking dependencies installed. One worker process per GPU:
+``local:N`` on a GPU machine gives worker i the GPU i mod (GPUs visible to the client) through
+CUDA_VISIBLE_DEVICES before its Picker opens; Slurm jobs of docs/cluster/jobqueue.yaml get one GPU
+each from Slurm; for other clusters start one worker per GPU (e.g. dask-cuda's ``dask cuda worker``).
 """
 from __future__ import annotations
 
@@ -91,6 +94,7 @@ class PickJob:
     formats: tuple[str, ...]
     diameter: float | None
     preview: frozenset = field(default_factory=frozenset)   # names whose preview PNG is written
+    gpus: tuple[str, ...] = ()   # local:N on a GPU machine: worker i uses gpus[i % len(gpus)]
 
 
 def _outputs(job: PickJob):
@@ -135,6 +139,7 @@ def pick_chunk(job: PickJob, paths: list[str], before: dict[str, dict[str, Signa
             todo.append(source)
     if not todo:
         return records
+    pin_gpu(job.gpus)
     picker = worker_picker(job.model, job.options)
     wanted = sum(Path(p).name in job.preview for p in todo)
     for result in picker.pick_many(todo, keep_images=len(todo) if wanted else 0):
@@ -147,6 +152,37 @@ def pick_chunk(job: PickJob, paths: list[str], before: dict[str, dict[str, Signa
             records.append({"name": result.name, "source": str(result.source),
                             "error": outputs.failures[result.name], "backend": picker.backend_name})
     return records
+
+
+def gpu_for_worker(name, gpus: tuple[str, ...]) -> str:
+    """The GPU of local worker ``name`` (LocalCluster names them 0, 1, ...): one per GPU, round robin."""
+    try:
+        index = int(name)
+    except (TypeError, ValueError):
+        index = int.from_bytes(str(name).encode()[-4:], "big")
+    return gpus[index % len(gpus)]
+
+
+def pin_gpu(gpus: tuple[str, ...]) -> None:
+    """Before this worker process opens its first Picker: make only its GPU visible (local:N)."""
+    if not gpus or _PICKERS:
+        return
+    from distributed import get_worker
+
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpu_for_worker(get_worker().name, gpus)
+
+
+def visible_gpus() -> tuple[str, ...]:
+    """GPUs this machine offers to local workers: CUDA_VISIBLE_DEVICES when set, else ``nvidia-smi -L``."""
+    import subprocess
+
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        return tuple(g.strip() for g in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if g.strip())
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return tuple(str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU "))
 
 
 def check_worker(model: str, out_dir: str) -> str | None:
@@ -250,7 +286,8 @@ def pick_on_cluster(spec: str, model: str | Path, options: dict, outputs, todo: 
     client, cluster = open_client(spec, options)
     model = str(Path(model).resolve())
     job = PickJob(model, options, str(Path(outputs.out_dir).resolve()), tuple(outputs.formats), outputs.diameter,
-                  frozenset(p.name for p in todo[:outputs.preview]))
+                  frozenset(p.name for p in todo[:outputs.preview]),
+                  visible_gpus() if parse_cluster(spec)[0] == "local" else ())
     Path(job.out_dir).mkdir(parents=True, exist_ok=True)
     backends: set[str] = set()
     try:
