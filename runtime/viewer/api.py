@@ -47,7 +47,8 @@ def _floats(values: np.ndarray | None, digits: int = 2) -> list | None:
 
 
 def _picks_json(picks: Picks) -> dict:
-    return {"x": _floats(picks.x), "y": _floats(picks.y), "score": picks.score_or(1.0).tolist(),   # full precision: the page compares with the threshold
+    # scores at full precision: the page compares them with the threshold as the server does
+    return {"x": _floats(picks.x), "y": _floats(picks.y), "score": picks.score_or(1.0).tolist(),
             "radius": _floats(picks.radius),
             "tube_id": None if picks.tube_id is None else picks.tube_id.tolist()}
 
