@@ -52,7 +52,7 @@ setup(
     python_requires=">=3.10",
     package_dir=package_dir,
     packages=packages,
-    package_data={"epick.runtime": ["demo/*"], "epick.runtime.viewer": ["static/*"]},
+    package_data={"epick.runtime": ["demo/*", "models/*"], "epick.runtime.viewer": ["static/*"]},
     include_package_data=True,
     install_requires=BASE,
     extras_require={"train": TRAIN, "export": EXPORT, "gpu": GPU, "cluster": CLUSTER, "dev": DEV},

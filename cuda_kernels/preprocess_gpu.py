@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from epick.runtime.preprocess import (LEVELS, PreprocessParams, Transform, area_weights, network_shape, refine_range,
+from epick.runtime.preprocess import (LEVELS, PreprocessParams, Transform, area_weights, refine_range,
                                       robust_range)
 
 SUPPORTED_DTYPES = (np.float32, np.float16, np.int8, np.uint8, np.uint16, np.int16)
@@ -231,7 +231,7 @@ class GpuPreprocessor:
         consume them first.
         """
         raw = self._upload(image)
-        out_shape = network_shape(tuple(raw.shape), self.params.target_width)
+        out_shape = self.params.network_shape(tuple(raw.shape))
         small = self.downsample(raw, out_shape)
         bounds = self.robust_range(small)
         u8, pad_grey = self.levels(small, bounds)

@@ -328,14 +328,14 @@ class DevicePipeline:
         """Check a raw micrograph on the host (shape, dtype) and describe it for batching; no GPU work."""
         from epick.cuda_kernels.preprocess_gpu import SUPPORTED_DTYPES
 
-        from .preprocess import Transform, network_shape
+        from .preprocess import Transform
 
         data = np.asarray(data)
         if data.ndim != 2 or data.size == 0:
             raise ValueError(f"preprocess needs a non-empty 2-D image, got shape {data.shape}")
         if not any(data.dtype == np.dtype(t) for t in SUPPORTED_DTYPES):
             data = data.astype(np.float32)    # the host path's downsample casts to float32 the same way
-        out_shape = network_shape(data.shape, self.params.target_width)
+        out_shape = self.params.network_shape(data.shape)
         transform = Transform.between(data.shape, out_shape)
         return RawPrepared(source, name, None, transform, pixel_size, read_s, raw=data,
                            padded=padded_shape(out_shape, self.min_side))

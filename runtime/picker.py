@@ -124,7 +124,9 @@ class Picker:
     - ``threshold``: score threshold (default: the model's, else 0.3); ``top_k``: picks kept per
       micrograph before the edge margin; ``edge_margin``: network pixels at the 1024 scale;
       ``min_distance``: original pixels (None = off); ``diameter``: box size in original pixels
-      written with the picks (default: the model's).
+      written with the picks (default: the model's). A particle-size-mode model (preprocessing
+      ``particle_px``) also scales each micrograph by it, and takes no default from the model:
+      without it, call ``set_diameter(estimate_diameter(paths).diameter)`` before picking.
     - ``batch_size``: micrographs per inference call; ``readers``: decoding threads in ``pick_many``.
     - ``device_path``: keep the data on the GPU (``epick.runtime.device_path``: GPU preprocessing,
       network on device buffers, GPU peaks; same picks). None (default): when the backend runs on a
@@ -159,7 +161,10 @@ class Picker:
         self.top_k = int(top_k)
         self.edge_margin = float(edge_margin)
         self.min_distance = min_distance
-        self.diameter = diameter if diameter is not None else meta.diameter
+        self.diameter = diameter if diameter is not None or self.params.size_mode else meta.diameter
+        if self.params.size_mode and diameter is not None:
+            self.params = self.params.with_diameter(diameter)
+        self._device_wanted = device_path
         self.batch_size = max(1, int(batch_size))
         self.readers = max(1, int(readers))
         self._infer_lock = None if self.backend.thread_safe else threading.Lock()
@@ -181,6 +186,32 @@ class Picker:
         log.info("GPU picking path: preprocessing, %s and peaks on the device", self.backend.name)
         return DevicePipeline(self.backend, self.params, threshold=self.threshold, top_k=self.top_k,
                               min_side=self.min_side)
+
+    # ------------------------------------------------------------------ particle-size mode
+    @property
+    def needs_diameter(self) -> bool:
+        """True for a particle-size-mode model that has no particle diameter yet."""
+        return self.params.size_mode and not self.params.diameter
+
+    def set_diameter(self, diameter: float) -> None:
+        """The particle diameter (original pixels) of the micrographs to pick: in the particle-size
+        mode it sets the scale of the preprocessing; it is also the box size written with picks."""
+        self.params = self.params.with_diameter(diameter)
+        self.diameter = float(diameter)
+        if self._device is not None:   # the GPU preprocessor holds the settings: rebuild it
+            self._device = self._device_pipeline(self._device_wanted)
+
+    def estimate_diameter(self, sources, **kwargs):
+        """Scale search on a few micrographs (see ``epick.runtime.scale_search``); does not set it."""
+        from .scale_search import estimate_diameter
+
+        return estimate_diameter(self, sources, **kwargs)
+
+    def _check_diameter(self) -> None:
+        if self.needs_diameter:
+            raise EpickError(f"model {self.backend.path.name} picks in the particle-size "
+                             "mode and needs the particle diameter: give --diameter PX or --diameter-a A "
+                             "(Picker(diameter=...)), or let epick estimate it (picker.estimate_diameter)")
 
     # ------------------------------------------------------------------ properties
     @property
@@ -209,6 +240,7 @@ class Picker:
         from .io.micrograph import read_micrograph
         from .preprocess import preprocess
 
+        self._check_diameter()
         start = time.perf_counter()
         if isinstance(source, np.ndarray):
             data, pixel_size, name = source, None, "array"
@@ -308,6 +340,7 @@ class Picker:
         finishes and is yielded; items not yet inferred are dropped (not reported).
         ``keep_images``: keep the network image for the first N results (previews).
         """
+        self._check_diameter()
         batch_size = batch_size or self.batch_size
         readers = readers or self.readers
         pool = ReaderPool(paths, self.prepare, readers=readers, depth=batch_size * 2,

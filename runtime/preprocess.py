@@ -19,7 +19,7 @@ Coordinates: centre-of-pixel convention everywhere (see ``epick.runtime.picks``)
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numba
 import numpy as np
@@ -45,6 +45,11 @@ class PreprocessParams:
     - ``clip_low`` / ``clip_high``: quantiles (0..1) mapped to grey levels 0 and 255.
     - ``hist_bins``: bins of each refinement histogram used to find those quantiles.
     - ``equalise``: histogram-equalise the 256 levels (the EPicker method; on by default).
+    - ``particle_px``: 0 (fixed-width mode: every micrograph to ``target_width``), or the particle-
+      size mode: every micrograph is resampled so that the particle diameter spans ``particle_px``
+      network pixels, whatever its pixel size, so one model sees every particle at one scale.
+    - ``diameter``: size mode only, the particle diameter in ORIGINAL pixels of the micrographs at
+      hand; set at training / picking time with ``with_diameter`` (a model stores 0 here).
     """
 
     target_width: int = 1024
@@ -52,6 +57,8 @@ class PreprocessParams:
     clip_high: float = 0.999
     hist_bins: int = 4096
     equalise: bool = True
+    particle_px: float = 0.0
+    diameter: float = 0.0
 
     def __post_init__(self) -> None:
         # upper bounds: a damaged model file must not make preprocessing allocate gigabytes
@@ -61,6 +68,33 @@ class PreprocessParams:
             raise ValueError(f"need 0 <= clip_low < clip_high <= 1, got {self.clip_low}, {self.clip_high}")
         if not 256 <= int(self.hist_bins) <= MAX_HIST_BINS:
             raise ValueError(f"hist_bins must lie in [256, {MAX_HIST_BINS}], got {self.hist_bins}")
+        if not (0 <= self.particle_px <= MAX_TARGET_WIDTH and 0 <= self.diameter <= 1e7):
+            raise ValueError(f"particle_px and diameter must be >= 0 and sane, got {self.particle_px}, {self.diameter}")
+
+    @property
+    def size_mode(self) -> bool:
+        """True in the particle-size mode (``particle_px`` > 0)."""
+        return self.particle_px > 0
+
+    def with_diameter(self, diameter: float | None) -> "PreprocessParams":
+        """These settings for micrographs whose particles are ``diameter`` original pixels across
+        (size mode; the fixed-width mode ignores it and returns itself)."""
+        if not self.size_mode:
+            return self
+        if diameter is None or not float(diameter) > 0:
+            raise ValueError("the particle-size mode needs the particle diameter in pixels "
+                             f"(got {diameter!r}); give --diameter or --diameter-a")
+        return replace(self, diameter=float(diameter))
+
+    def network_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
+        """(ny, nx) of the network image of a micrograph of ``shape`` (ny, nx): width
+        ``target_width``, or in size mode width round(nx * particle_px / diameter); never upsampled."""
+        if not self.size_mode:
+            return network_shape(shape, self.target_width)
+        if not self.diameter > 0:
+            raise ValueError("the particle-size mode needs the particle diameter: use params.with_diameter(d)")
+        width = max(1, int(math.floor(int(shape[1]) * self.particle_px / self.diameter + 0.5)))
+        return network_shape(shape, width)
 
     def to_dict(self) -> dict:
         """Plain JSON-serialisable dict of the settings."""
@@ -73,7 +107,8 @@ class PreprocessParams:
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(f"unknown preprocessing settings {unknown}; known: {sorted(known)}")
-        casts = {"target_width": int, "clip_low": float, "clip_high": float, "hist_bins": int, "equalise": bool}
+        casts = {"target_width": int, "clip_low": float, "clip_high": float, "hist_bins": int, "equalise": bool,
+                 "particle_px": float, "diameter": float}
         return cls(**{k: casts[k](v) for k, v in data.items()})
 
 
@@ -412,14 +447,16 @@ def equalise(levels: np.ndarray) -> np.ndarray:
 def preprocess(image: np.ndarray, params: PreprocessParams | None = None) -> tuple[np.ndarray, Transform]:
     """Micrograph ``image[y, x]`` (any real dtype, 2-D) -> (uint8 network image, Transform).
 
-    Downsample to ``params.target_width`` (never upsample), clip at robust quantiles to 8 bits,
-    then histogram-equalise. NaN/Inf pixels, hot pixels and constant images are handled.
+    Downsample to ``params.network_shape`` (width ``target_width``, or in the particle-size mode the
+    width that puts the particle diameter on ``particle_px`` pixels; never upsample), clip at robust
+    quantiles to 8 bits, then histogram-equalise. NaN/Inf pixels, hot pixels and constant images
+    are handled.
     """
     params = params or PreprocessParams()
     image = np.asarray(image)
     if image.ndim != 2 or image.size == 0:
         raise ValueError(f"preprocess needs a non-empty 2-D image, got shape {image.shape}")
-    out_shape = network_shape(image.shape, params.target_width)
+    out_shape = params.network_shape(image.shape)
     small = downsample(image, out_shape)
     bounds = robust_range(small, params.clip_low, params.clip_high, params.hist_bins)
     levels = to_levels(small, *(bounds or (None, None)))

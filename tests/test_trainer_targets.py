@@ -23,7 +23,9 @@ def test_targets_decode_back_to_the_centres_with_the_runtime_decoder():
 
 def test_gaussian_splat_radius_grows_with_diameter_and_is_max_merged():
     assert gaussian_radius(2) == 1
-    assert gaussian_radius(50) == 4  # 50 * (1 - sqrt(1.4 / 1.7)) = 4.6
+    # CenterNet's rule (min overlap 0.7): r = 0.273 d; a 100-px particle at stride 4 is 25 cells -> 6
+    assert gaussian_radius(25) == 6
+    assert gaussian_radius(50) == 13
     t = make_targets(np.array([[30.0, 30.0], [38.0, 30.0]]), (64, 64), diameter=100.0)
     row = t.heatmap[0, 7]
     assert row[7] == 1.0 and row[9] == 1.0 and 0 < row[8] < 1.0

@@ -21,8 +21,9 @@ class Augmented:
 
 
 def random_crop(image: np.ndarray, points: np.ndarray, sizes: np.ndarray | None,
-                crop: tuple[int, int], rng: np.random.Generator) -> Augmented:
-    """A random ``crop`` (H, W) window; images smaller than the window are zero-padded bottom/right.
+                crop: tuple[int, int], rng: np.random.Generator, origin: tuple[int, int] | None = None) -> Augmented:
+    """A ``crop`` (H, W) window at ``origin`` (y0, x0), or at random when None; images smaller than
+    the window are zero-padded bottom/right.
 
     Centres outside the window are dropped; the rest shift with the window origin.
     """
@@ -32,8 +33,11 @@ def random_crop(image: np.ndarray, points: np.ndarray, sizes: np.ndarray | None,
         padded = np.zeros((max(H, ch), max(W, cw)), dtype=image.dtype)
         padded[:H, :W] = image
         image, (H, W) = padded, padded.shape
-    y0 = int(rng.integers(0, H - ch + 1))
-    x0 = int(rng.integers(0, W - cw + 1))
+    if origin is None:
+        y0 = int(rng.integers(0, H - ch + 1))
+        x0 = int(rng.integers(0, W - cw + 1))
+    else:
+        y0, x0 = min(int(origin[0]), H - ch), min(int(origin[1]), W - cw)
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2) - (x0, y0)
     keep = (pts[:, 0] >= -0.5) & (pts[:, 0] < cw - 0.5) & (pts[:, 1] >= -0.5) & (pts[:, 1] < ch - 0.5)
     return Augmented(image[y0:y0 + ch, x0:x0 + cw].copy(), pts[keep],
@@ -60,9 +64,11 @@ def flip_rotate(aug: Augmented, hflip: bool, vflip: bool, quarter_turns: int) ->
 
 
 def augment(image: np.ndarray, points: np.ndarray, sizes: np.ndarray | None, crop: tuple[int, int],
-            rng: np.random.Generator, *, flips: bool = True, rotations: bool = True) -> Augmented:
-    """Random crop, then random flips and (square crops only) random quarter turns."""
-    aug = random_crop(image, points, sizes, crop, rng)
+            rng: np.random.Generator, *, flips: bool = True, rotations: bool = True,
+            origin: tuple[int, int] | None = None) -> Augmented:
+    """Crop (at ``origin`` (y0, x0), else at random), then random flips and (square crops only)
+    random quarter turns."""
+    aug = random_crop(image, points, sizes, crop, rng, origin)
     hflip = bool(flips and rng.random() < 0.5)
     vflip = bool(flips and rng.random() < 0.5)
     turns = int(rng.integers(0, 4)) if rotations and crop[0] == crop[1] else 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from epick.runtime.cli_args import open_fraction, positive_float, positive_int
+from epick.runtime.cli_args import nonnegative_float, nonnegative_int, open_fraction, positive_float, positive_int
 from epick.runtime.errors import EpickError
 from epick.runtime.picks import OBJECT_TYPES
 
@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="MICROGRAPHS COORDINATES [NAME]",
                         help="one dataset: micrograph folder/glob/file, coordinate folder/file (STAR, BOX, CSV, "
                              "CS, THI) and an optional name; repeat --data for several datasets")
-    parser.add_argument("--model", type=Path, help="model file to start from (finetune, continual)")
+    parser.add_argument("--model", help="model file to start from (finetune, continual), or a bundled model's name "
+                                         "(`epick models`; e.g. general)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="model file to write (.epick)")
     parser.add_argument("--object", dest="object_type", choices=OBJECT_TYPES, default="particle",
                         help="what to pick: particles (centres), vesicles (centre + radius, size head) or fibers "
@@ -49,10 +50,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate (default: %(default)s)")
     parser.add_argument("--lr-steps", type=positive_int, nargs="*", help="epochs where lr drops 10x (default 70/120, 90/120 of --epochs)")
     parser.add_argument("--crop", type=positive_int, default=512, help="training crop, network pixels (multiple of 32) (default: %(default)s)")
-    parser.add_argument("--repeats", type=positive_int, default=1, help="random crops of each micrograph per epoch (default: %(default)s)")
+    parser.add_argument("--repeats", type=nonnegative_int, default=0,
+                        help="0: every epoch covers each micrograph fully with crop tiles; N: N random crops of "
+                             "each micrograph per epoch (default: %(default)s)")
     parser.add_argument("--val-fraction", type=open_fraction, default=0.2, help="held-out micrographs for validation AP (default: %(default)s)")
     parser.add_argument("--width", type=positive_float, default=1.0, help="channel multiplier of a new network (0.25: narrow) (default: %(default)s)")
     parser.add_argument("--target-width", type=positive_int, default=1024, help="preprocessing width of a new model (px) (default: %(default)s)")
+    parser.add_argument("--particle-px", type=nonnegative_float, default=0.0,
+                        help="particle-size mode of a new model: resample every micrograph so the particle diameter "
+                             "spans this many network pixels (e.g. 24; needs each dataset's diameter); 0: every "
+                             "micrograph to --target-width (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when torch sees a GPU, else CPU), cpu or cuda[:N] (default: %(default)s)")
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model on a CPU) (default: %(default)s)")
@@ -91,15 +98,19 @@ def run(args: argparse.Namespace) -> int:
                          lr=args.lr, lr_steps=tuple(args.lr_steps) if args.lr_steps else None, crop=args.crop,
                          repeats=args.repeats, sparse=args.sparse, val_fraction=args.val_fraction, seed=args.seed,
                          device=args.device, amp=not args.no_amp, width=args.width, target_width=args.target_width,
+                         particle_px=args.particle_px,
                          progress=not args.quiet, ddp=args.ddp)
+    from epick.runtime.bundled import resolve_model
+
+    init_model = resolve_model(args.model, kind="epick") if args.model is not None else None
     if not args.ddp:
-        path, result = train_model(dataset_specs(args), config, args.output, init_model=args.model, resume=args.resume)
+        path, result = train_model(dataset_specs(args), config, args.output, init_model=init_model, resume=args.resume)
     else:
         from .distributed import process_group
 
         with process_group(args.device) as ctx:
             config.progress = config.progress and ctx.is_main
-            path, result = train_model(dataset_specs(args), config, args.output, init_model=args.model,
+            path, result = train_model(dataset_specs(args), config, args.output, init_model=init_model,
                                        resume=args.resume)
             if not ctx.is_main:
                 return 0

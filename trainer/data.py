@@ -146,13 +146,17 @@ def picks_to_network(picks: Picks | None, transform, object_type: str, diameter:
 
 def load_sample(micrograph: Path, picks: Picks | None, params, *, dataset: str, object_type: str = "particle",
                 diameter: float | None = None) -> Sample:
-    """Read and preprocess one micrograph (the runtime's ``preprocess``) and map its picks to network pixels."""
+    """Read and preprocess one micrograph (the runtime's ``preprocess``; in the particle-size mode at
+    the scale its ``diameter``, original pixels, sets) and map its picks to network pixels."""
     from epick.runtime.io.micrograph import read_micrograph
     from epick.runtime.preprocess import preprocess
 
     mic = read_micrograph(micrograph)
-    u8, transform = preprocess(mic.data, params)
     diameter = diameter or (picks.diameter if picks is not None else None)
+    if params.size_mode and not diameter:
+        raise CoordinateError(micrograph, "has no particle diameter, which the particle-size mode needs to scale it",
+                              "give the diameter in original pixels with --diameter (or a '# diameter_px' line in its STAR file)")
+    u8, transform = preprocess(mic.data, params.with_diameter(diameter))
     points, sizes = picks_to_network(picks, transform, object_type, diameter)
     return Sample(name=micrograph_key(micrograph), dataset=dataset, image=u8, points=points, sizes=sizes,
                   labelled=picks is not None, diameter=None if diameter is None else diameter / transform.scale_x,
@@ -209,16 +213,18 @@ class Batch:
 
 
 def make_batch(samples: Sequence[Sample], crop: tuple[int, int], diameter: float,
-               rng: np.random.Generator) -> Batch:
-    """Augment each sample (random crop, flips, quarter turns) and stack images and targets.
+               rng: np.random.Generator, origins: Sequence[tuple[int, int] | None] | None = None) -> Batch:
+    """Augment each sample (crop at its origin (y0, x0) in ``origins``, or at random, then flips and
+    quarter turns) and stack images and targets.
 
     The splat radius comes from each sample's ``diameter`` (network pixels), else ``diameter``.
     """
     from epick.runtime.preprocess import network_input
 
     images, heats, offs, sizes, masks = [], [], [], [], []
-    for s in samples:
-        a = augment(s.image, s.points, s.sizes, crop, rng)
+    origins = list(origins) if origins is not None else [None] * len(samples)
+    for s, origin in zip(samples, origins):
+        a = augment(s.image, s.points, s.sizes, crop, rng, origin=origin)
         t = make_targets(a.points, a.image.shape, s.diameter or diameter, a.sizes)
         images.append(network_input(a.image)[None])
         heats.append(t.heatmap)

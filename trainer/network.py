@@ -241,12 +241,32 @@ class DLAUp(nn.Module):
         return out
 
 
+HEAD_INIT_STD = 0.001  # CenterNet's fill_fc_weights for the head convolutions
+
+
 def head(c_in: int, c_mid: int, c_out: int, bias: float = 0.0) -> nn.Sequential:
     """CenterNet head: Conv3x3(c_mid) -> ReLU -> Conv1x1(c_out), final bias set to ``bias``."""
     seq = nn.Sequential(nn.Conv2d(c_in, c_mid, 3, padding=1, bias=True), nn.ReLU(inplace=True),
                         nn.Conv2d(c_mid, c_out, 1, bias=True))
+    for conv in (seq[0], seq[-1]):
+        nn.init.normal_(conv.weight, std=HEAD_INIT_STD)
+        nn.init.zeros_(conv.bias)
     nn.init.constant_(seq[-1].bias, bias)
     return seq
+
+
+def init_backbone_weights(module: nn.Module) -> None:
+    """Explicit initialisation of timm's / CenterNet's dla.py: every Conv2d He-normal
+    (std sqrt(2 / (k * k * out_channels)), fan-out), every BatchNorm weight 1 and bias 0.
+    Transposed convolutions keep their bilinear start (``bilinear_upsampler``)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
 
 
 class Detector(nn.Module):
@@ -261,6 +281,8 @@ class Detector(nn.Module):
         last = len(c) - 1  # IDA-up over the stride-4, -8 and -16 outputs of DLA-up
         n_ida = last - FIRST_LEVEL
         self.ida_up = IDAUp(c[FIRST_LEVEL], list(c[FIRST_LEVEL:last]), [2 ** i for i in range(n_ida)])
+        for part in (self.backbone, self.dla_up, self.ida_up):
+            init_backbone_weights(part)
         f, m = self.config.feature_channels, self.config.head_channels
         self.heatmap = head(f, m, 1, HEATMAP_BIAS)
         self.offset = head(f, m, 2)

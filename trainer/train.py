@@ -3,12 +3,18 @@
 - joint:     random initialisation, every dataset given at once, L_OD.
 - finetune:  start from a model file, train on the new data, L_OD.
 - continual: start from a model file; a frozen copy (teacher, branch A) stays beside the trained
-             copy (branch B). Batches mix new data with the model's exemplar set; the loss is
-             L_OD + 0.1 L_distill (exemplar images only) + 0.01 L_reg.
+             copy (branch B). Every epoch passes the new data AND the whole exemplar set (as the
+             authors do), shuffled together; the loss is L_OD + 0.1 L_distill (exemplar images
+             only) + 0.01 L_reg.
 
+An epoch covers every training micrograph fully: each one is cut into crop-sized tiles on a grid
+shifted at random every epoch (``repeats=0``, the default), so the authors' schedule (120 epochs
+over whole micrographs) means what it says; ``repeats=N`` takes N random crops per micrograph.
 Each epoch's shuffling and augmentation is seeded from (seed, epoch), so a run is deterministic for
-a seed on a CPU and ``--resume`` continues exactly. Validation AP on a held-out split picks the best
-epoch; the saved model holds the best weights, the history and the exemplar set (old + new).
+a seed on a CPU and ``--resume`` continues exactly. Validation AP picks the best epoch: on the
+held-out new micrographs, and in continual mode on them and the exemplars of the old datasets
+together (mean AP over datasets), so forgetting counts in the choice. The saved model holds the
+best weights, the history and the exemplar set (old + new).
 """
 from __future__ import annotations
 
@@ -49,8 +55,7 @@ class TrainConfig:
     lr: float = 1e-4
     lr_steps: tuple[int, ...] | None = None  # None: 70/120 and 90/120 of ``epochs``
     crop: int = 512  # square training crop, network pixels (multiple of 32)
-    repeats: int = 1  # random crops of each new micrograph per epoch
-    exemplar_share: float = 0.25  # continual: fraction of each batch taken from the exemplar set
+    repeats: int = 0  # 0: tiles covering each micrograph fully per epoch; N > 0: N random crops each
     sparse: bool = False
     val_fraction: float = 0.2
     seed: int = 0
@@ -58,6 +63,7 @@ class TrainConfig:
     amp: bool = True  # mixed precision, CUDA only
     width: float = 1.0  # channel multiplier of a new network (0.25 = narrow variant)
     target_width: int = 1024  # preprocessing of a new model (a loaded model keeps its own)
+    particle_px: float = 0.0  # > 0: particle-size mode of a new model (diameter -> this many network px)
     exemplar_objects: int = 200
     progress: bool = True
     ddp: bool = False  # one process of a torchrun job (trainer/distributed.py); batch_size is the global batch
@@ -69,6 +75,8 @@ class TrainConfig:
             raise EpickError(f"--crop must be a multiple of 32, got {self.crop}")
         if self.batch_size < 1 or self.epochs < 1:
             raise EpickError("--batch-size and --epochs must be at least 1")
+        if self.repeats < 0:
+            raise EpickError(f"--repeats must be 0 (tiles covering every micrograph) or more, got {self.repeats}")
 
     def milestones(self) -> tuple[int, ...]:
         """Epochs (0-based) from which the learning rate is divided by 10 once more."""
@@ -111,24 +119,38 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _batches(n_new: int, n_ex: int, config: TrainConfig, rng: np.random.Generator) -> list[list[tuple[str, int]]]:
-    """Index lists of one epoch: every new sample ``repeats`` times, shuffled; in continual mode each
-    batch also takes ``exemplar_share`` of its slots from the (cycled, shuffled) exemplar set."""
-    new = np.concatenate([rng.permutation(n_new) for _ in range(config.repeats)]) if n_new else np.zeros(0, int)
-    k_ex = 0
-    if n_ex:
-        k_ex = max(1, int(round(config.batch_size * config.exemplar_share)))
-        k_ex = min(k_ex, config.batch_size - 1) if n_new else config.batch_size
-    per_batch = config.batch_size - k_ex
-    n_batches = max(1, math.ceil(len(new) / per_batch)) if per_batch else max(1, math.ceil(n_ex / k_ex))
-    ex_order = np.concatenate([rng.permutation(n_ex) for _ in range(math.ceil(n_batches * k_ex / max(n_ex, 1)) + 1)]) \
-        if n_ex else np.zeros(0, int)
-    out = []
-    for b in range(n_batches):
-        items = [("new", int(i)) for i in new[b * per_batch:(b + 1) * per_batch]]
-        items += [("ex", int(i)) for i in ex_order[b * k_ex:(b + 1) * k_ex]]
-        out.append(items)
-    return out
+def tile_origins(length: int, crop: int, rng: np.random.Generator) -> list[int]:
+    """Crop origins along one axis covering ``[0, length)`` fully: a grid of step ``crop`` shifted by
+    a random offset, each origin clipped into the image (images shorter than ``crop`` give [0])."""
+    if length <= crop:
+        return [0]
+    shift = int(rng.integers(0, crop))
+    starts = range(-shift, length, crop)
+    return sorted({min(max(0, s), length - crop) for s in starts})
+
+
+def epoch_items(samples: Sequence[Sample], kind: str, config: TrainConfig, rng: np.random.Generator
+                ) -> list[tuple[str, int, tuple[int, int] | None]]:
+    """(kind, sample index, crop origin (y0, x0) or None = random) of one epoch over ``samples``:
+    tiles covering each image fully (``repeats`` 0), else ``repeats`` random crops per image."""
+    items = []
+    for i, s in enumerate(samples):
+        if config.repeats:
+            items += [(kind, i, None)] * config.repeats
+            continue
+        H, W = s.image.shape
+        items += [(kind, i, (y0, x0)) for y0 in tile_origins(H, config.crop, rng)
+                  for x0 in tile_origins(W, config.crop, rng)]
+    return items
+
+
+def _batches(new: Sequence[Sample], ex: Sequence[Sample], config: TrainConfig, rng: np.random.Generator
+             ) -> list[list[tuple[str, int, tuple[int, int] | None]]]:
+    """Batches of one epoch: every new sample and (continual mode) every exemplar, covered as
+    ``epoch_items`` says, shuffled together."""
+    items = epoch_items(new, "new", config, rng) + epoch_items(ex, "ex", config, rng)
+    order = rng.permutation(len(items))
+    return [[items[j] for j in order[b:b + config.batch_size]] for b in range(0, len(items), config.batch_size)]
 
 
 def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], config: TrainConfig, *,
@@ -160,7 +182,7 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
         for p in teacher.parameters():
             p.requires_grad_(False)
         teacher_params = {k: v.detach() for k, v in teacher.named_parameters()}
-    best_state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+    best_state: dict[str, torch.Tensor] | None = None  # never the untrained weights
     best_ap, best_epoch, log, start = None, -1, [], 0
     if resume and checkpoint is not None and Path(checkpoint).is_file():
         ck = load_checkpoint(checkpoint)
@@ -170,6 +192,9 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
     elif resume:
         print(f"epick train: --resume: no checkpoint at {checkpoint}; starting from epoch 0", file=sys.stderr)
     new, ex = list(train), list(exemplars)
+    # continual: the kept epoch is chosen on the new validation micrographs and the old datasets'
+    # exemplars together (mean AP over datasets), so forgetting counts in the choice
+    selection = list(val) + ([e for e in ex if e.labelled and e.count] if teacher is not None and val else [])
     fallback_diam = float(np.median([s.diameter for s in new + ex if s.diameter] or [20.0]))
     crop = (config.crop, config.crop)
     for epoch in range(start, config.epochs):
@@ -177,7 +202,7 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
         for group in optimizer.param_groups:
             group["lr"] = config.lr_at(epoch)
         sums: dict[str, float] = {}
-        batches = _batches(len(new), len(ex), config, rng)
+        batches = _batches(new, ex, config, rng)
         if ddp:
             batches = distributed.full_batches(batches, config.batch_size)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not config.progress,
@@ -185,12 +210,13 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
         for b, items in enumerate(bar):
             if ddp:   # this rank's slots of the global batch, augmented per slot
                 slots = distributed.local_slots(items, ddp)
-                samples = [new[i] if kind == "new" else ex[i] for kind, i in (items[j] for j in slots)]
+                mine = [items[j] for j in slots]
+                samples = [new[i] if kind == "new" else ex[i] for kind, i, _ in mine]
                 batch = distributed.local_batch(samples, slots, crop, fallback_diam, seed=config.seed,
-                                                epoch=epoch, batch=b)
+                                                epoch=epoch, batch=b, origins=[o for _, _, o in mine])
             else:
-                samples = [new[i] if kind == "new" else ex[i] for kind, i in items]
-                batch = make_batch(samples, crop, fallback_diam, rng)
+                samples = [new[i] if kind == "new" else ex[i] for kind, i, _ in items]
+                batch = make_batch(samples, crop, fallback_diam, rng, origins=[o for _, _, o in items])
             image = torch.from_numpy(batch.image).to(dev)
             with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
                 feats, outs = forward_all(image)
@@ -222,13 +248,15 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
         if ddp and not ddp.is_main:   # rank 0 validates, logs and writes; the others go on training
             log.append(row)
             continue
-        if val:
-            metrics = evaluate_samples(network, val, dev)
+        if selection:
+            metrics = evaluate_samples(network, selection, dev)
             row.update(val_ap=metrics["ap"], val_ar=metrics["ar"])
+            if len(metrics["datasets"]) > 1:
+                row.update({f"val_ap_{k}": m["ap"] for k, m in metrics["datasets"].items()})
             if metrics["ap"] is not None and (best_ap is None or metrics["ap"] > best_ap):
                 best_ap, best_epoch = metrics["ap"], epoch
                 best_state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
-        if not val:
+        if best_ap is None:  # no validation, or no validation AP yet: the latest weights
             best_epoch = epoch
             best_state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
         log.append(row)
@@ -239,6 +267,12 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
                                                    best_ap, best_epoch, log, asdict(config)))
     if ddp:
         distributed.plain_batchnorm(network)
+    if best_state is None:  # resumed after the last epoch: the checkpoint had none either
+        best_state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+        best_epoch = config.epochs - 1
+    if selection and best_ap is None:
+        print("epick train: no validation AP in any epoch (the validation micrographs hold no labelled "
+              "particles); kept the weights of the last epoch, not the best", file=sys.stderr)
     return FitResult(best_state, best_epoch, best_ap, log)
 
 
@@ -307,7 +341,7 @@ def train_samples(samples: Sequence[Sample], config: TrainConfig, output: str | 
         particle_diameter = particle_diameter or init.metadata.get("particle_diameter")
     if preprocess is None:
         from epick.runtime.preprocess import PreprocessParams
-        preprocess = PreprocessParams(target_width=config.target_width).to_dict()
+        preprocess = PreprocessParams(target_width=config.target_width, particle_px=config.particle_px).to_dict()
     meta = build_metadata(network.config, object_type=config.object_type, preprocess=preprocess,
                           particle_diameter=particle_diameter, diameter_network=diam_net, history=history,
                           training={**asdict(config), "log": result.log})
@@ -324,7 +358,7 @@ def train_model(specs: Sequence[DatasetSpec], config: TrainConfig, output: str |
 
     init = read_model_file(init_model) if init_model is not None else None
     params = (PreprocessParams.from_dict(init.metadata["preprocess"]) if init is not None
-              else PreprocessParams(target_width=config.target_width))
+              else PreprocessParams(target_width=config.target_width, particle_px=config.particle_px))
     samples: list[Sample] = []
     for spec in specs:
         samples += load_dataset(spec.micrographs, spec.coordinates, params, dataset=spec.name,

@@ -63,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..backends import BACKENDS
 
     parser.add_argument("micrographs", nargs="*", help="micrograph files, folders or glob patterns")
-    parser.add_argument("--model", required=True, help="exported model: .onnx, .engine, .pt2 or a .epick model file")
+    parser.add_argument("--model", help="exported model: .onnx, .engine, .pt2 or a .epick model file, or the name of "
+                                         "a bundled model (default: the bundled general model; see `epick models`)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--format", default="star",
                         help="comma-separated: per micrograph star,box,cs,csv; one table per run jobstar "
@@ -77,7 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--object", choices=OBJECT_TYPES,
                         help="refuse a model trained for another object type")
     parser.add_argument("--diameter", type=positive_float,
-                        help="particle diameter in original pixels (default: the model's)")
+                        help="particle diameter in original pixels: the box size written, and for a particle-size "
+                             "model the scale it picks at (default: the model's; a particle-size model estimates it)")
+    parser.add_argument("--diameter-a", type=positive_float, metavar="ANGSTROM",
+                        help="particle diameter in Angstrom, turned into pixels with the first micrograph's pixel size")
     parser.add_argument("--box-size", type=positive_float, metavar="PX",
                         help=".box output: box size in original pixels (default: the particle diameter)")
     parser.add_argument("--min-distance", type=positive_float, help="minimum distance between picks, original pixels")
@@ -323,7 +327,13 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         raise EpickError("--dashboard shows a --watch run; add --watch DIR (or look at finished picks with `epick view`)")
     shard = _check_scale_options(args)
     logging.basicConfig(level=logging.WARNING, format="epick pick: %(message)s")
+    from ..bundled import resolve_model
+
+    args.model = resolve_model(args.model)
+    args.diameter = pick_diameter(args)
     picker = open_picker(args.model, picker_options(args))
+    if picker.needs_diameter:
+        args.diameter = estimate_diameter(args, picker)   # picker_options(args) carry it to workers too
     if "box" in formats and picker.diameter is None and args.box_size is None and picker.object_type == "particle":
         raise CoordinateError(args.model, "box output needs the particle size and the model does not record it",
                               "pass --box-size PX (or --diameter PX)")
@@ -373,6 +383,43 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     if outputs.failed_now and not outputs.counts and not outputs.skipped:
         return 1
     return 0
+
+
+def pick_diameter(args: argparse.Namespace) -> float | None:
+    """--diameter (pixels), or --diameter-a (Angstrom) over the pixel size of the first micrograph."""
+    from ..io.micrograph import find_micrographs, read_micrograph
+
+    if args.diameter is not None and args.diameter_a is not None:
+        raise EpickError("give the particle diameter once: --diameter PX or --diameter-a A, not both")
+    if args.diameter_a is None:
+        return args.diameter
+    first = next(iter(find_micrographs(args.micrographs)), None) if args.micrographs else None
+    pixel_size = read_micrograph(first).pixel_size if first is not None else None
+    if not pixel_size:
+        raise EpickError(f"--diameter-a needs the pixel size, and {first or 'the micrographs'} records none "
+                         "(PNG/JPEG/TIFF, or an MRC header without it); give --diameter in pixels")
+    diameter = args.diameter_a / pixel_size
+    print(f"epick pick: particle diameter {args.diameter_a:g} A = {diameter:.1f} px at {pixel_size:g} A/px",
+          file=sys.stderr)
+    return diameter
+
+
+def estimate_diameter(args: argparse.Namespace, picker) -> float:
+    """Estimate the particle diameter of a particle-size model on the first micrographs, say it, use it."""
+    from ..io.micrograph import find_micrographs
+
+    sources = find_micrographs(args.micrographs) if args.micrographs else []
+    if not sources:
+        raise EpickError("this particle-size model needs the particle diameter to pick a watched folder: "
+                         "give --diameter PX or --diameter-a A")
+    print(f"epick pick: no --diameter given; estimating it on {min(2, len(sources))} micrograph(s) ...",
+          file=sys.stderr)
+    found = picker.estimate_diameter(sources[:2])
+    picker.set_diameter(found.diameter)
+    print(f"epick pick: estimated particle diameter {found.diameter:.0f} px "
+          f"(per micrograph: {', '.join(f'{d:.0f}' for d in found.per_micrograph)}); "
+          "pass --diameter to override", file=sys.stderr)
+    return found.diameter
 
 
 def _progress(total: int | None, quiet: bool):

@@ -1,0 +1,93 @@
+""""Add my sample": a new real sample learned from a few labelled micrographs with `epick train`,
+by continual learning and by fine-tuning from the same general model; what each gives (issue 16).
+
+For each mode the command a user runs is timed::
+
+    epick train --mode continual --model MODEL --data TRAIN_MICS TRAIN_MICS NEW -o OUT.epick ...
+    epick train --mode finetune  --model MODEL --data ...
+
+then the result is scored (the project's evaluate, box IoU >= 0.5) on:
+- NEW: the held-out micrographs of the new real set (never trained on);
+- OLD: what the general model knew: fresh simulated micrographs (a seed no model trained on, the
+  general model's own domain) and the other real set (never trained on by either model).
+The general model itself is scored the same way first (the "before" row).
+
+    python benchmarks/bench_add_sample.py --model W/sim.epick --new empiar10947 --epochs 8
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import Report  # noqa: E402
+
+
+def link_training_set(name: str, held_out: list[str], folder: Path) -> Path:
+    """Symlink the training micrographs (+ STAR) of real set ``name`` into ``folder``."""
+    from epick.trainer.general_data import REAL_SETS, shared_data
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted((shared_data() / REAL_SETS[name]).iterdir()):
+        if path.stem not in held_out and path.suffix.lower() in (".png", ".jpg", ".star"):
+            (folder / path.name).symlink_to(path)
+    return folder
+
+
+def main(argv=None) -> int:
+    """Run both modes, print the table, write the JSON."""
+    import torch
+
+    from epick.runtime.preprocess import PreprocessParams
+    from epick.trainer.general_data import real_samples, score_samples, simulated_samples
+    from epick.trainer.modelfile import read_model_file
+    from epick.trainer.recipes.general_model import held_out_names
+    from epick.trainer.recipes.steps import epick
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", type=Path, required=True, help="the general model (.epick)")
+    ap.add_argument("--new", default="empiar10947", choices=("betagal", "empiar10947"))
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--modes", nargs="+", default=["continual", "finetune"])
+    ap.add_argument("--n-sim", type=int, default=8, help="fresh simulated micrographs for the OLD score")
+    ap.add_argument("--work", type=Path, default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    work = args.work or Path(tempfile.mkdtemp(prefix="epick-add-"))
+    other = "betagal" if args.new == "empiar10947" else "empiar10947"
+    held = held_out_names(args.new)
+    train_dir = link_training_set(args.new, held, work / "train")
+    params = PreprocessParams.from_dict(read_model_file(args.model).metadata["preprocess"])
+    tests = {"new": [s for s in real_samples(args.new, params) if s.name in held],
+             "old_sim": simulated_samples(args.n_sim, params, seed=987, progress=False),
+             "old_other_real": real_samples(other, params)}
+
+    def scores(path: Path) -> dict:
+        net = read_model_file(path).network
+        return {k: score_samples(net, v) for k, v in tests.items()}
+
+    report = Report("add_sample", params={"model": str(args.model), "new": args.new, "epochs": args.epochs,
+                                          "lr": args.lr, "held_out": held, "n_train": len(list(train_dir.glob("*.star")))})
+    rows = {"before": scores(args.model)}
+    for mode in args.modes:
+        out = work / f"{mode}.epick"
+        t0 = time.perf_counter()
+        epick("train", "--mode", mode, "--model", args.model, "--data", train_dir, train_dir, args.new,
+              "-o", out, "--epochs", args.epochs, "--lr", args.lr, "--crop", 128, "--val-fraction", 0.15,
+              "--quiet")
+        report.add(f"epick train --mode {mode}", time.perf_counter() - t0)
+        rows[mode] = scores(out)
+    report.add("score", 0.0, rows=rows)
+    print(f"\n{'model':<12} {'AP new':>7} {'AP old sim':>11} {'AP ' + other:>16}")
+    for name, r in rows.items():
+        print(f"{name:<12} {r['new']['ap']:7.3f} {r['old_sim']['ap']:11.3f} {r['old_other_real']['ap']:16.3f}")
+    report.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""Bundled models (issue 16): the catalogue, `epick models`, name resolution for --model, and the
+default model `epick pick` uses without --model."""
+
+import json
+
+import pytest
+
+from epick.runtime import bundled
+from epick.runtime.errors import EpickError
+from _models import make_onnx
+
+
+def _catalogue(folder, rows):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / bundled.CATALOGUE).write_text(json.dumps({"models": rows}))
+    return folder
+
+
+def test_catalogue_resolution_and_default(tmp_path):
+    folder = _catalogue(tmp_path / "models", [
+        {"name": "other", "onnx": "other.onnx"},
+        {"name": "general", "onnx": "general.onnx", "epick": "general.epick", "default": True,
+         "summary": "s", "trained_on": ["sim"], "accuracy": {"betagal": {"ap": 0.8}}},
+        {"name": "missing", "onnx": "missing.onnx"}])
+    make_onnx(folder / "other.onnx")
+    make_onnx(folder / "general.onnx")
+    (folder / "general.epick").write_bytes(b"x")
+    models = bundled.bundled_models(folder)
+    assert [m.name for m in models] == ["other", "general"]   # a listed model without its file is left out
+    assert bundled.default_model(folder).name == "general"
+    assert bundled.resolve_model(None, folder=folder) == folder / "general.onnx"
+    assert bundled.resolve_model("other", folder=folder) == folder / "other.onnx"
+    assert bundled.resolve_model("general", kind="epick", folder=folder) == folder / "general.epick"
+    assert bundled.resolve_model(str(tmp_path / "x.onnx"), folder=folder) == tmp_path / "x.onnx"  # a path stays
+    with pytest.raises(EpickError, match="no bundled model of that name"):
+        bundled.resolve_model("nonesuch", folder=folder)
+    with pytest.raises(EpickError, match="ships no .epick"):
+        bundled.resolve_model("other", kind="epick", folder=folder)
+    with pytest.raises(EpickError, match="no bundled model"):
+        bundled.default_model(tmp_path / "empty")
+
+
+def test_the_shipped_catalogue_has_a_default_size_mode_model_with_exemplars():
+    models = bundled.bundled_models()
+    if not models:
+        pytest.skip("no bundled models in this checkout")
+    default = bundled.default_model()
+    assert default.epick is not None and default.accuracy
+    from epick.runtime.backends.metadata import ArtifactMetadata
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(default.onnx), load_external_data=False).metadata_props}
+    meta = ArtifactMetadata.from_props(props, default.onnx)
+    assert meta.preprocess.get("particle_px", 0) > 0 and meta.threshold is not None
+
+
+def test_epick_models_lists_the_bundled_models(capsys):
+    from epick.runtime.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for m in bundled.bundled_models():
+        assert m.name in out
+    assert main(["models", "--json"]) == 0
+    assert isinstance(json.loads(capsys.readouterr().out), list)
