@@ -119,6 +119,14 @@ class Report:
         lines.insert(1, "-" * len(lines[0]))
         return "\n".join(lines)
 
+    def finish_at(self, json_path: str | Path | None) -> Path:
+        """``finish()``, then move the JSON to ``json_path`` when one is given (e.g. ``--json``)."""
+        path = self.finish(Path(json_path).parent if json_path else RESULTS_DIR)
+        if json_path:
+            path = path.replace(json_path)
+            print(f"moved to {json_path}")
+        return Path(path)
+
     def finish(self, out_dir: str | Path = RESULTS_DIR) -> Path:
         """Print the table and write ``<out_dir>/<name>-<UTC stamp>.json`` atomically; return its path."""
         from epick.runtime.io.atomic import atomic_write

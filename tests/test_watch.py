@@ -48,7 +48,7 @@ class _Run:
     def __init__(self, args):
         self.stop = threading.Event()
         self.rc = None
-        self.thread = threading.Thread(target=self._main, args=(args,))
+        self.thread = threading.Thread(target=self._main, args=(args,), daemon=True)   # never blocks pytest's exit
         self.thread.start()
 
     def _main(self, args):

@@ -3,11 +3,9 @@ complete (also after a restart), FIFOs are never opened, stale command-line path
 rest picked, the summary covers the whole job (issue 12, items 3, 6, 7 and 12)."""
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -18,8 +16,8 @@ import tifffile
 from _models import blob_micrograph, make_onnx
 from epick.runtime import watch
 from epick.runtime.cli import main
-from epick.runtime.commands import pick as pick_cmd
 from epick.runtime.io.micrograph import completeness_problem, write_mrc
+from test_watch import _args, _Run, _wait_for   # the --watch run in a thread, as test_watch drives it
 
 
 @pytest.fixture(scope="module")
@@ -29,40 +27,6 @@ def model(tmp_path_factory) -> Path:
 
 def _image(seed: int) -> np.ndarray:
     return blob_micrograph((256, 256), n=4, seed=seed)[0]
-
-
-def _args(model: Path, folder: Path, out: Path) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    pick_cmd.add_arguments(parser)
-    return parser.parse_args(["--watch", str(folder), "--model", str(model), "--out", str(out), "--poll", "0.05",
-                              "--quiet", "--batch", "1"])
-
-
-def _wait_for(predicate, timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
-
-
-class _Run:
-    """`epick pick --watch` in a daemon thread, stopped through its stop event (as SIGINT would)."""
-
-    def __init__(self, args):
-        self.stop = threading.Event()
-        self.rc = None
-        self.thread = threading.Thread(target=self._main, args=(args,), daemon=True)
-        self.thread.start()
-
-    def _main(self, args):
-        self.rc = pick_cmd.run(args, stop=self.stop)
-
-    def finish(self, timeout: float = 20.0) -> int:
-        self.stop.set()
-        self.thread.join(timeout=timeout)
-        assert not self.thread.is_alive(), "the watch run did not stop"
-        return self.rc
 
 
 def _state(out: Path) -> dict:
