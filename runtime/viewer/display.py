@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_WIDTH = 1280        # display pixels across; a 4k micrograph becomes ~250 KB of JPEG
+# the page asks for up to MAX_WIDTH (a few MB) only when zoomed in past its first image
 MAX_WIDTH = 4096
 JPEG_QUALITY = 85
 CLIP = (0.005, 0.995)       # quantiles mapped to black and white

@@ -123,14 +123,29 @@ function refreshList() {   // counts per micrograph at the threshold: asked of t
 }
 
 // ---------------------------------------------------------------- one micrograph
-function loadImage(key) {
+function loadImage(key, width = state.imageWidth) {
   return new Promise((resolve) => {
     const img = new Image();
     img.onload = () => resolve(img);
     img.onerror = () => resolve(null);
-    img.src = `/api/image/${encodeURIComponent(key)}?width=${state.imageWidth}`;
+    img.src = `/api/image/${encodeURIComponent(key)}?width=${width}`;
   });
 }
+
+// Zoomed in past the image's resolution: fetch the micrograph once more at full width (at most
+// 4096 px, a few MB), so particles keep their detail; only on demand, once per micrograph.
+const FULL_WIDTH = 4096;
+let sharpening = null;
+function sharpenIfZoomed() {
+  const img = stage.image, key = state.key, nx = stage.shape[1];
+  if (!img || sharpening === key || img.naturalWidth >= Math.min(nx, FULL_WIDTH)) return;
+  if (stage.scale * nx / img.naturalWidth < 1.3) return;        // screen px per image px
+  sharpening = key;
+  loadImage(key, Math.min(nx, FULL_WIDTH)).then((sharp) => {
+    if (sharp && state.key === key) { stage.image = sharp; stage.render(); }
+  });
+}
+$("view").addEventListener("wheel", () => setTimeout(sharpenIfZoomed, 300));
 
 async function select(key) {
   state.key = key;
