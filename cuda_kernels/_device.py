@@ -84,6 +84,11 @@ def dmax(a, b):
     return b if b > a else a
 
 
+def new_event():
+    """A CUDA event for ordering and waiting (no timing: cheaper); the simulator's takes no arguments."""
+    return cuda.event() if SIMULATED else cuda.event(timing=False)
+
+
 def blocks_for(n: int, block: int = BLOCK_1D) -> int:
     """Number of blocks of ``block`` threads that cover ``n`` items (at least 1; capped under the
     simulator, where the kernels' grid-stride loops do the rest)."""

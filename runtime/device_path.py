@@ -263,6 +263,16 @@ class RawUploader:
         slot["released"] = event
 
 
+@dataclass
+class DeviceBatch:
+    """A batch in flight on the device (``DevicePipeline.submit``/``collect``)."""
+
+    items: list
+    images: list
+    uploaded: list            # (raw host array, its upload event)
+    pending: object           # cuda_kernels.peaks_gpu.PendingPeaks, None for an empty batch
+
+
 class StageTimer:
     """Sums GPU time per stage from CUDA event pairs recorded on the stream (milliseconds).
 
@@ -389,36 +399,47 @@ class DevicePipeline:
             self.timer.mark("infer", self.stream, end=True)
         return outputs
 
-    def _peaks(self, outputs: dict) -> list:
-        """GpuPeakFinder on the device outputs: the top-K rows per image come back to the host."""
-        if self.timer:
-            self.timer.mark("peaks", self.stream)
-        found = self.peak_finder.find_batch(outputs["heatmap"], outputs["offset"], outputs.get("size"))
-        if self.timer:
-            self.timer.mark("peaks", self.stream, end=True)
-        return found
-
-    def run(self, items: list[RawPrepared], keep_images: bool = False) -> list[tuple[object, np.ndarray | None]]:
-        """NetworkPeaks of each item (network pixels of its padded input) and, when ``keep_images``,
-        its uint8 network image (unpadded, host). All items must share one padded shape."""
-        if not items:
-            return []
-        shape = items[0].shape
+    def submit(self, items: list[RawPrepared], keep_images: bool = False) -> "DeviceBatch":
+        """Enqueue one batch (uploads, preprocessing, network, peaks, the copy of the peak rows) and
+        return without waiting; ``collect`` gives its results. Batches submitted before collecting
+        the earlier ones stay in flight together: everything is ordered on the streams, and each
+        batch copies its rows into its own pinned buffers. All items must share one padded shape."""
+        shape = items[0].shape if items else (0, 0)
         if any(it.shape != shape for it in items):
             raise ValueError(f"one device batch needs one padded shape, got {sorted({it.shape for it in items})}")
+        if not items:
+            return DeviceBatch(items, [], [], None)
         batch = self._pool.get("batch", (len(items), 1) + tuple(shape), np.float32, self.stream)
         uploaded: list = []
         images = self._preprocess_into(items, batch, keep_images, uploaded)
-        peaks = self._peaks(self._infer(batch))
-        for raw, event in uploaded:           # only after success: a failed batch is retried item by item
+        outputs = self._infer(batch)
+        if self.timer:
+            self.timer.mark("peaks", self.stream)
+        pending = self.peak_finder.enqueue_batch(outputs["heatmap"], outputs["offset"], outputs.get("size"))
+        if self.timer:
+            self.timer.mark("peaks", self.stream, end=True)
+        return DeviceBatch(items, images, uploaded, pending)
+
+    def collect(self, submitted: "DeviceBatch") -> list[tuple[object, np.ndarray | None]]:
+        """Wait for a submitted batch: NetworkPeaks of each item (network pixels of its padded input)
+        and, when kept, its uint8 network image (unpadded, host). The pinned buffers the items were
+        read into go back to the pool (only now: a failed batch is retried item by item from them)."""
+        if submitted.pending is None:
+            return []
+        peaks = self.peak_finder.collect(submitted.pending)
+        for raw, event in submitted.uploaded:
             if self.host_buffers.is_pinned(raw):
                 self.host_buffers.give_back(raw, event)
-                raw_item = next((it for it in items if it.raw is raw), None)
-                if raw_item is not None:
-                    raw_item.raw = None        # the buffer belongs to the pool again
+                for item in submitted.items:
+                    if item.raw is raw:
+                        item.raw = None        # the buffer belongs to the pool again
         if self.timer:
             self.timer.collect()
-        return list(zip(peaks, images))
+        return list(zip(peaks, submitted.images))
+
+    def run(self, items: list[RawPrepared], keep_images: bool = False) -> list[tuple[object, np.ndarray | None]]:
+        """``collect(submit(items))``: one batch, waited for."""
+        return self.collect(self.submit(items, keep_images))
 
     def close(self) -> None:
         """Drop the pooled device buffers (numba frees them when unreferenced)."""
