@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -39,6 +40,7 @@ log = logging.getLogger("epick.runtime")
 
 DEFAULT_THRESHOLD = 0.3
 DEFAULT_TOP_K = 2000
+DEVICE_BATCHES_IN_FLIGHT = 2   # GPU path: batches enqueued before the oldest is collected
 DEFAULT_EDGE_MARGIN = 25.0   # network pixels at the 1024 scale (scaled by objects.inside_margin)
 
 
@@ -280,21 +282,29 @@ class Picker:
         from .preprocess import network_input
 
         start = time.perf_counter()
+        found = outputs = None
         try:
             if self._device is not None:
                 found = self._device_peaks(items, keep_images)
             else:
                 outputs = self.infer(network_input(np.stack([it.u8 for it in items])[:, None]))
         except Exception as exc:
-            if len(items) == 1:
-                return [self._failure(items[0], exc)]
-            log.warning("batch of %d failed (%s); retrying one by one", len(items), exc)
-            return [r for it in items for r in self.run_batch([it], keep_images)]
+            return self._retry_one_by_one(items, exc, keep_images)
+        return self._results(items, found, outputs, start, keep_images)
+
+    def _retry_one_by_one(self, items: list[Prepared], exc: BaseException, keep_images: bool) -> list[PickResult]:
+        if len(items) == 1:
+            return [self._failure(items[0], exc)]
+        log.warning("batch of %d failed (%s); retrying one by one", len(items), exc)
+        return [r for it in items for r in self.run_batch([it], keep_images)]
+
+    def _results(self, items: list[Prepared], found, outputs, start: float, keep_images: bool) -> list[PickResult]:
+        """PickResults of a batch from the device path's (peaks, image) rows or the host outputs."""
         share = (time.perf_counter() - start) / len(items)
         results = []
         for i, item in enumerate(items):
             try:
-                if self._device is not None:
+                if found is not None:
                     peaks, image = found[i]
                     picks = self.picks(peaks, item)
                 else:
@@ -309,6 +319,21 @@ class Picker:
                                       transform=item.transform if keep_images else None,
                                       seconds=item.read_s + share))
         return results
+
+    def _submit(self, items: list[Prepared]):
+        """Device path: enqueue a batch (``DevicePipeline.submit``); (items, batch in flight, start)."""
+        start = time.perf_counter()
+        with self._infer_lock:
+            return items, self._device.submit(items), start
+
+    def _collect(self, items: list[Prepared], submitted, start: float) -> list[PickResult]:
+        """Device path: the results of a submitted batch; a failure reruns it item by item."""
+        try:
+            with self._infer_lock:
+                found = self._device.collect(submitted)
+        except Exception as exc:
+            return self._retry_one_by_one(items, exc, False)
+        return self._results(items, found, None, start, False)
 
     def picks(self, peaks, item: Prepared) -> Picks:
         """Picks in original pixels from the NetworkPeaks of one item's padded network input."""
@@ -339,6 +364,8 @@ class Picker:
         results with ``error`` set, never as exceptions. When ``stop`` is set the current batch
         finishes and is yielded; items not yet inferred are dropped (not reported).
         ``keep_images``: keep the network image for the first N results (previews).
+        On the GPU path (after the previews) ``DEVICE_BATCHES_IN_FLIGHT`` batches are enqueued before
+        the oldest is collected, so the GPU works on one while the host decodes the other.
         """
         self._check_diameter()
         batch_size = batch_size or self.batch_size
@@ -346,14 +373,25 @@ class Picker:
         pool = ReaderPool(paths, self.prepare, readers=readers, depth=batch_size * 2,
                           name_of=lambda s: Path(s).name if not isinstance(s, np.ndarray) else "array")
         kept = 0
+        in_flight: deque = deque()    # device path: batches submitted and not yet collected
         try:
             for group in batches_by_shape(pool, batch_size, stop=stop):
                 if isinstance(group, Failed):
                     yield PickResult(group.source, group.name, error=group.reason)
                     continue
+                if self._device is not None and kept >= keep_images:
+                    try:
+                        in_flight.append(self._submit(group))
+                    except Exception as exc:
+                        yield from self._retry_one_by_one(group, exc, False)
+                    if len(in_flight) >= DEVICE_BATCHES_IN_FLIGHT:
+                        yield from self._collect(*in_flight.popleft())
+                    continue
                 for result in self.run_batch(group, keep_images=kept < keep_images):
                     kept += result.image is not None
                     yield result
+            while in_flight:
+                yield from self._collect(*in_flight.popleft())
         finally:
             pool.close()
 

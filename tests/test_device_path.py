@@ -309,3 +309,33 @@ def test_float16_file_with_nan_is_repaired_as_on_the_host(tmp_path):
     clean = write_mrc(tmp_path / "clean.mrc", _micrograph((30, 20), np.float16, seed=31))
     assert read_micrograph(clean, keep_dtype=True).data.dtype == np.float16
     assert read_micrograph(clean).data.dtype == np.float32
+
+
+def test_pick_many_keeps_two_device_batches_in_flight_and_a_failed_one_is_retried(random_onnx):
+    """Two batches of two: the second is submitted before the first is collected; picks equal the
+    host path's. A batch whose network call fails is rerun item by item."""
+    images = [_micrograph((30, 50), np.float32, seed=50 + i) for i in range(4)]
+    host, device, backend = _pickers(random_onnx, min_side=0)
+    want = [host.pick(im) for im in images]
+    order = []
+    real_submit, real_collect = device._device.submit, device._device.collect
+    device._device.submit = lambda items, *a: (order.append("submit"), real_submit(items, *a))[1]
+    device._device.collect = lambda b: (order.append("collect"), real_collect(b))[1]
+    got = list(device.pick_many(images, batch_size=2, readers=1))
+    assert order == ["submit", "submit", "collect", "collect"]
+    assert len(got) == 4 and all(r.ok for r in got)
+    for result in got:
+        match = [w for w in want if np.array_equal(w.x, result.picks.x) and np.array_equal(w.score, result.picks.score)]
+        assert match, "a device result differs from every host result"
+    calls = {"n": 0}
+    real_infer = backend.infer_device
+
+    def flaky(batch, stream=None):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("CUDA error: an illegal memory access")
+        return real_infer(batch, stream)
+
+    backend.infer_device = flaky
+    again = list(device.pick_many(images[:2], batch_size=2, readers=1))
+    assert len(again) == 2 and all(r.ok for r in again) and calls["n"] == 3   # 1 failed + 2 retries
