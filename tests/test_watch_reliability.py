@@ -195,3 +195,18 @@ def test_watch_names_a_second_micrograph_with_the_same_stem_and_keeps_the_first_
     assert "a.jpg\thas the same name stem as a.mrc" in (out / "failures.txt").read_text()
     index = (out / "autopick.star").read_text()
     assert "a.mrc" in index and "a.jpg" not in index
+
+
+def test_watch_with_spaces_in_paths_keeps_flushing_the_index(model, tmp_path):
+    folder, out = tmp_path / "in dir", tmp_path / "out dir"
+    folder.mkdir()
+    write_mrc(folder / "a b.mrc", _image(1))
+    run = _Run(_args(model, folder, out))
+    _wait_for(lambda: (out / "autopick.star").is_file())    # the periodic flush, while running
+    write_mrc(folder / "c d.mrc", _image(2))
+    _wait_for(lambda: "c d_autopick.star" in (out / "autopick.star").read_text())   # the flusher lives on
+    assert run.finish() == 0
+    from epick.runtime.io.coordinates import read_picks
+
+    assert sorted(p.micrograph for p in read_picks(out / "autopick.star")) == [str(folder / "a b.mrc"),
+                                                                               str(folder / "c d.mrc")]
