@@ -150,3 +150,15 @@ def test_box_size_is_its_own_option(model, mics, tmp_path):
     np.testing.assert_allclose([int(r[0]) + 32 for r in rows], star.x, atol=0.5)
     assert main(["convert", str(out), "--to", "box", "--out", str(tmp_path / "b"), "--box-size", "100"]) == 0
     assert {ln.split("\t")[2] for ln in (tmp_path / "b/mic_A0.box").read_text().splitlines()} == {"100"}
+
+
+def test_shards_then_merge_index_write_the_job_tables(model, mics, tmp_path):
+    write_mrc(mics / "mic_A2.mrc", blob_micrograph((384, 448), n=8, seed=9)[0])
+    out = tmp_path / "out"
+    for shard in ("0/2", "1/2"):
+        assert main(["pick", str(mics), "--model", str(model), "--out", str(out), "--format", "jobstar,topaz",
+                     "--threshold", "0.5", "--quiet", "--shard", shard]) == 0
+    assert not (out / "particles.star").exists()              # written once, by the merge
+    assert main(["merge-index", str(out)]) == 0
+    assert {p.key for p in read_picks(out / "particles.star")} == {"mic_A0", "mic_A1", "mic_A2"}
+    assert {p.key for p in read_picks(out / "picks_topaz.txt")} == {"mic_A0", "mic_A1", "mic_A2"}

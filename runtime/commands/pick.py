@@ -128,8 +128,9 @@ class PickOutputs:
 
         self.out_dir = Path(out_dir)
         self.formats = [f for f in formats if f not in JOB_FORMATS]
-        job_formats = [f for f in formats if f in JOB_FORMATS]
-        self.job_tables = JobTables(out_dir, job_formats, exposures=exposures) if job_formats else None
+        self.job_formats = [f for f in formats if f in JOB_FORMATS]
+        self.exposures = None if exposures is None else str(exposures)
+        self.job_tables = JobTables(out_dir, self.job_formats, exposures=exposures) if self.job_formats else None
         self.diameter = diameter
         self.box_size = box_size     # .box box size when it differs from the particle diameter
         self.preview = preview

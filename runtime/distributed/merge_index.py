@@ -34,7 +34,8 @@ def write_shard_record(outputs, index: int, count: int) -> Path:
     """Write what a shard's ``PickOutputs`` did (counts, failures, index entries, skipped)."""
     path = record_path(outputs.out_dir, index, count)
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"version": RECORD_VERSION, "shard": index, "of": count, "formats": list(outputs.formats),
+    record = {"version": RECORD_VERSION, "shard": index, "of": count,
+              "formats": list(outputs.formats) + list(outputs.job_formats), "exposures": outputs.exposures,
               "diameter": outputs.diameter, "counts": outputs.counts, "failures": outputs.failures,
               "index": {k: list(v) for k, v in outputs.index.items()}, "skipped": outputs.skipped}
     with atomic_write(path) as handle:
@@ -83,7 +84,8 @@ def merge_shards(out_dir: str | Path):
 
     records = read_records(out_dir)
     first = records[0]
-    outputs = PickOutputs(Path(out_dir), list(first["formats"]), diameter=first.get("diameter"))
+    outputs = PickOutputs(Path(out_dir), list(first["formats"]), diameter=first.get("diameter"),
+                          exposures=first.get("exposures"))   # job tables (jobstar, topaz, jobcs) are written here
     for record in records:
         outputs.counts.update({str(k): int(v) for k, v in record["counts"].items()})
         outputs.failures.update({str(k): str(v) for k, v in record["failures"].items()})
