@@ -9,6 +9,14 @@ import argparse
 import json
 from dataclasses import asdict
 
+EXAMPLES = """
+epick models
+epick models --json > models.json
+"""
+WRITES = """
+nothing: the table (or JSON with --json) on stdout
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `epick models`."""
