@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     from epick.trainer.recipes.general_model import held_out_names
     from epick.trainer.recipes.steps import epick
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, required=True, help="the general model (.epick)")
     ap.add_argument("--new", default="empiar10947", choices=("betagal", "empiar10947"))
     ap.add_argument("--epochs", type=int, default=8)

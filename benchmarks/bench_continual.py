@@ -52,7 +52,7 @@ PACKAGES = ("numpy", "scipy", "torch", "safetensors", "numba", "epick")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line settings of the experiment (sizes, epochs, network width, data folder)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", type=int, default=4, help="K: number of particle datasets in the sequence")
     parser.add_argument("--names", nargs="*", help="dataset names of continual10 in learning order (default: first K)")
     parser.add_argument("--shape", type=int, default=1024, help="simulated micrograph side, original pixels")

@@ -37,7 +37,7 @@ def particles_star(job: list[Picks], path: Path) -> None:
 
 def main() -> None:
     """Time each format and write the report."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--micrographs", type=int, default=500)
     parser.add_argument("--per", type=int, default=400)

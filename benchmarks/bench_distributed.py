@@ -42,7 +42,7 @@ def pick(inputs: list[str], model: Path, out: Path, threads: int, cluster: str |
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=MODEL)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--n", type=int, default=14, help="micrographs per job")

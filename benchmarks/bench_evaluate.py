@@ -32,7 +32,7 @@ def make_case(n_truth: int, seed: int = 0) -> tuple[Picks, Picks]:
 
 def main() -> None:
     """Time matching for several crowding levels and write the report."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     report = Report("evaluate", params={"diameter_px": DIAMETER, "micrograph_px": SIZE,

@@ -292,7 +292,7 @@ def new_record(benchmark: str, params: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: see the module docstring."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, action="append", default=[], help="model to score (repeatable)")
     parser.add_argument("--picks", action="append", default=[], metavar="LABEL=PATH",
                         help="picks made elsewhere, scored as method LABEL (repeatable)")

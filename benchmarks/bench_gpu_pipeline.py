@@ -157,7 +157,7 @@ def bench_host_stages(report: Report, picker, sources: list, kind: str, batch: i
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help=".pt2, .engine, .onnx or .epick (default: random weights)")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--network", choices=("full", "narrow"), default="full",

@@ -59,7 +59,7 @@ def pick_peak_rss(mic: Path, out: Path) -> tuple[float, float, int]:
 
 def main() -> None:
     """Measure each size, print the table, write the JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--sides", type=int, nargs="+", default=[4096, 8192, 16384])
     parser.add_argument("--count", type=int, default=1, help="micrographs of each size in one run (default 1; "
                         "with the default 2 reader threads, 2 are decoded at once)")

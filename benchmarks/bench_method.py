@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     from epick.trainer.network import NetworkConfig, build_detector
     from epick.trainer.train import TrainConfig, fit
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     ap.add_argument("--tag", required=True, help="name of this measurement (e.g. baseline, gaussian-radius)")
     ap.add_argument("--steps", type=int, default=120, help="optimisation steps (batch 4)")
     ap.add_argument("--n-sim", type=int, default=24, help="simulated training micrographs")

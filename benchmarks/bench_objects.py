@@ -93,7 +93,7 @@ def fiber_accuracy(pairs: list) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen kinds, print timings and accuracy, write the JSON report."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--kinds", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one)")
     args = parser.parse_args(argv)

@@ -116,7 +116,7 @@ def bench_gpu(report: Report, repeats: int) -> None:
 
 def main() -> None:
     """Time the CPU (and GPU, when present) peak paths and write the report."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1, help="NUMBA_NUM_THREADS (the CPU loops are serial)")
     parser.add_argument("--no-gpu", action="store_true", help="skip the GPU cases")

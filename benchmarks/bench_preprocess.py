@@ -70,7 +70,7 @@ def _time_steps(report: Report, label: str, image: np.ndarray, params: Preproces
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write its report."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--sizes", nargs="+", default=["4096x4096", "5760x4092", "3838x3710"])
     parser.add_argument("--no-pin", action="store_true", help="do not pin the process to one CPU")

@@ -25,7 +25,7 @@ from epick.simulator.projection import clear_cache  # noqa: E402
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=300, help="particles per 4096^2 micrograph")
     parser.add_argument("--type", default="ribosome")
     parser.add_argument("--repeats", type=int, default=5)

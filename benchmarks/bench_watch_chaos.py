@@ -170,7 +170,7 @@ def run_chaos(n: int, kills: int, seed: int, work: Path) -> dict:
 
 def main() -> None:
     """Run, print the counts, write the JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--micrographs", type=int, default=40)
     parser.add_argument("--kills", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)

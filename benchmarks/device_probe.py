@@ -198,7 +198,7 @@ STEPS = {"smoke": [smoke_numba, smoke_torch_interop], "perf": [perf_transfers, p
 
 def main() -> int:
     global SMALL
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=sorted(STEPS))
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench_results")))
     parser.add_argument("--small", action="store_true")

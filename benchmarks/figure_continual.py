@@ -74,7 +74,7 @@ def draw_figure(result: str | Path, out: str | Path = DEFAULT_FIGURE) -> Path:
 
 def main() -> int:
     """Draw the figure from the given or the newest result file."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("result", nargs="?", type=Path, help="bench_continual JSON (default: newest)")
     parser.add_argument("--out", type=Path, default=DEFAULT_FIGURE)
     args = parser.parse_args()

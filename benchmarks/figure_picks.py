@@ -98,7 +98,7 @@ def draw_figure(micrograph: Path, truth_path: Path, model: Path, out: Path = DEF
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: see the module docstring."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--micrograph", type=Path, default=None, help=f"default: {DEFAULT_NAME}.jpg of the shared data")
     parser.add_argument("--truth", type=Path, default=None, help="default: the micrograph's .star beside it")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)

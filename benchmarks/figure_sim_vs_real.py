@@ -39,7 +39,7 @@ def bin_image(img: np.ndarray, factor: int) -> np.ndarray:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real", default="Falcon_2012_06_12-14_57_34_0.jpg")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "simulated_vs_real.png")
     parser.add_argument("--seed", type=int, default=17)

@@ -97,7 +97,7 @@ def shoot_live(browser, work: Path, out: Path) -> None:
     incoming, picks = work / "incoming", work / "live_picks"
     incoming.mkdir()
     watch.CORRUPT_AFTER_S = 1.0               # report the truncated file within seconds
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(allow_abbrev=False)
     pick_cmd.add_arguments(parser)
     args = parser.parse_args(["--watch", str(incoming), "--model", str(MODEL), "--out", str(picks), "--poll", "0.5",
                               "--quiet", "--dashboard", "0"])
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     """Take both screenshots."""
     from playwright.sync_api import sync_playwright
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out-dir", type=Path, default=REPO / "docs")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args(argv)

@@ -86,3 +86,18 @@ def test_train_and_export_in_a_base_install_name_the_extra(command, argv, extra)
     assert "Traceback" not in proc.stderr
     assert f"pip install 'epick[{extra}]'" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_every_parser_of_the_packages_refuses_abbreviations():
+    """argparse parsers in the installed packages are cli_args.ArgumentParser or set allow_abbrev=False."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for folder in ("runtime", "trainer", "export", "simulator", "cuda_kernels"):
+        for path in (root / folder).rglob("*.py"):
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if re.search(r"argparse\.ArgumentParser\(", line) and "allow_abbrev=False" not in line:
+                    offenders.append(f"{path.relative_to(root)}:{number}")
+    assert offenders == []

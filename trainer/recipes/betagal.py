@@ -84,7 +84,7 @@ likely real particles; precision is a lower bound.
 
 def main(argv: list[str] | None = None) -> int:
     """Split, train, export, pick and evaluate (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m epick.trainer.recipes.betagal", description=__doc__,
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m epick.trainer.recipes.betagal", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="folder for betagal_model.onnx and README.md (e.g. runtime/demo)")
     parser.add_argument("--data", type=Path, default=None, help="the empiar10017_betagal folder")

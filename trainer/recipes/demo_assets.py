@@ -126,7 +126,7 @@ def write_readme(out: Path, record: dict) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Build every demo asset into OUT_DIR (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m epick.trainer.recipes.demo_assets", description=__doc__,
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m epick.trainer.recipes.demo_assets", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="asset folder (e.g. runtime/demo)")
     parser.add_argument("--work", type=Path, default=None,

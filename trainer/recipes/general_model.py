@@ -126,7 +126,7 @@ def main(argv=None) -> int:
     from epick.trainer.modelfile import read_model_file
     from epick.trainer.train import TrainConfig, train_samples
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     ap.add_argument("stage", choices=("sim", "shipped", "bundle"))
     ap.add_argument("--from-stage", default="shipped", help="bundle: the stage whose model is bundled")
     ap.add_argument("--out", type=Path, help="bundle: folder of the bundled models (runtime/models)")
