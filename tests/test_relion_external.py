@@ -105,6 +105,13 @@ def test_external_job_writes_what_relion_reads(project, model):
     assert sorted(p.micrograph for p in read_picks(job / "autopick.star")) == names
 
 
+def test_pipeline_control_appended_by_relion_is_accepted(project, model):
+    # RELION adds --pipeline_control JOBDIR when the executable's path contains 'relion_'
+    root, _ = project
+    assert _run(model, "--pipeline_control", "External/job012/") == 0
+    assert (root / "External/job012/RELION_JOB_EXIT_SUCCESS").is_file()
+
+
 def test_continue_picks_only_new_micrographs(project, model):
     root, names = project
     assert _run(model) == 0

@@ -25,6 +25,7 @@ the job fails only when none was picked. Run it from the RELION project director
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -57,6 +58,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--in_mics", required=True, metavar="STAR",
                         help="micrograph list: micrographs_ctf.star, corrected_micrographs.star or a selection")
     parser.add_argument("--j", type=positive_int, default=1, metavar="N", help="CPU threads (RELION's 'Number of threads')")
+    # RELION appends '--pipeline_control JOBDIR' to every command containing 'relion_' (prepareFinalCommand),
+    # which an install path like /opt/relion_tools/bin/epick-relion does: accepted, the markers go to --o
+    parser.add_argument("--pipeline_control", metavar="JOBDIR", help=argparse.SUPPRESS)
     job = parser.add_argument_group("parameters (set them on the External job's Params tab: label, value)")
     job.add_argument("--model", required=True, help="exported model (.onnx, .engine, .pt2) or a .epick model file")
     job.add_argument("--threshold", type=fraction, help="score threshold in (0, 1] (default: the model's, else 0.3)")
