@@ -84,3 +84,8 @@ def test_logit_and_probability_are_inverse():
     np.testing.assert_allclose([probability(t) for t in logit(p)], p, rtol=1e-9)
     assert probability(-6) == pytest.approx(0.002473, rel=1e-3)
     assert np.isfinite(logit(np.array([0.0, 1.0]))).all()
+
+
+def test_relions_topaz_train_call_says_what_to_do_instead(capsys):
+    assert main(["train", "-n", "300", "-r", "4", "--train-images", "proc/", "--train-targets", "picks.txt"]) == 2
+    assert "epick train" in capsys.readouterr().err

@@ -162,7 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="epick-topaz: %(message)s")
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:   # RELION's Topaz training call
+        print("epick-topaz: error: only 'extract' is answered; train an epick model with `epick train` "
+              "(it reads RELION's ManualPick/AutoPick job folders) and give it as the Topaz model", file=sys.stderr)
+        return 2
+    args = build_parser().parse_args(argv)
     try:
         return extract(args)
     except EpickError as exc:
