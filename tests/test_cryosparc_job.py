@@ -41,3 +41,22 @@ def test_command_line_needs_project_workspace_exposures_and_model(capsys):
     assert "--exposures" in capsys.readouterr().err
     args = build_parser().parse_args(["--project", "P3", "--workspace", "W2", "--exposures", "J12", "--model", "m.onnx"])
     assert (args.output, args.threshold) == ("exposures", None)
+
+
+def test_connection_keywords_fit_cryosparc_tools_4_and_5(monkeypatch):
+    from epick.runtime.integrations.cryosparc_job import connection
+
+    monkeypatch.setenv("CRYOSPARC_EMAIL", "a@b.org")
+    monkeypatch.setenv("CRYOSPARC_PASSWORD", "pw")
+    monkeypatch.delenv("CRYOSPARC_LICENSE", raising=False)
+    monkeypatch.delenv("CRYOSPARC_LICENSE_ID", raising=False)
+    assert connection("http://em.example.org:61000") == {"host": "em.example.org", "base_port": 61000,
+                                                         "email": "a@b.org", "password": "pw"}
+    monkeypatch.setenv("CRYOSPARC_LICENSE_ID", "lic")
+    assert connection("em.example.org")["base_port"] == 39000 and connection("em.example.org")["license"] == "lic"
+    import inspect
+
+    from cryosparc.tools import CryoSPARC
+
+    params = inspect.signature(CryoSPARC.__init__).parameters
+    assert {"host", "base_port", "email", "password", "license"} <= set(params)

@@ -17,7 +17,8 @@ What it does (cryosparc-tools 4.4+ / 5, `CryoSPARC.find_project(...).create_exte
    epick's score. Inspect Picks, Extract From Micrographs and 2D classification take them.
 
 Connection: ``--url`` or ``$CRYOSPARC_BASE_URL`` (e.g. http://cryosparc.example.org:39000),
-``$CRYOSPARC_EMAIL`` and ``$CRYOSPARC_PASSWORD`` (cryoSPARC 4 also needs ``$CRYOSPARC_LICENSE``).
+``$CRYOSPARC_EMAIL`` and ``$CRYOSPARC_PASSWORD`` (cryoSPARC 4 also needs ``$CRYOSPARC_LICENSE``);
+install the cryosparc-tools version matching the cryoSPARC server (4.x for 4.x, 5.x for 5.x).
 Without a cryoSPARC instance, ``epick pick ... --format jobcs --exposures J12_exposures_accepted.cs``
 writes the same particles as a file for cryoSPARC's Import Particles job.
 """
@@ -59,6 +60,21 @@ def pick_exposures(exposures, picker, project_dir: str | Path, *, progress=None)
     return particles_dataset(picks_list, exposures=found), failures
 
 
+def connection(url: str) -> dict:
+    """Keyword arguments of ``CryoSPARC(...)`` that cryosparc-tools 4.4+ and 5 both take."""
+    from urllib.parse import urlparse
+
+    parts = urlparse(url if "//" in url else f"http://{url}")
+    if not parts.hostname:
+        raise EpickError(f"{url!r} is not a cryoSPARC URL (e.g. http://cryosparc.example.org:39000)")
+    kwargs = {"host": parts.hostname, "base_port": parts.port or 39000,
+              "email": os.environ.get("CRYOSPARC_EMAIL", ""), "password": os.environ.get("CRYOSPARC_PASSWORD", "")}
+    license_id = os.environ.get("CRYOSPARC_LICENSE") or os.environ.get("CRYOSPARC_LICENSE_ID")
+    if license_id:
+        kwargs["license"] = license_id
+    return kwargs
+
+
 def build_parser() -> ArgumentParser:
     """The command line of ``epick-cryosparc``."""
     parser = ArgumentParser(prog="epick-cryosparc", description=__doc__.split("\n\n")[0],
@@ -87,14 +103,13 @@ def main(argv: list[str] | None = None) -> int:
 
         if not args.url:
             raise EpickError("no cryoSPARC URL: pass --url or set CRYOSPARC_BASE_URL")
-        cs = CryoSPARC(args.url, email=os.environ.get("CRYOSPARC_EMAIL"),
-                       password=os.environ.get("CRYOSPARC_PASSWORD"), license=os.environ.get("CRYOSPARC_LICENSE"))
+        cs = CryoSPARC(**connection(args.url))
         project = cs.find_project(args.project)
         job = project.create_external_job(args.workspace, title=args.title)
         job.add_input("exposure", "micrographs", slots=["micrograph_blob"])
         job.connect("micrographs", args.exposures, args.output)
         job.add_output("particle", "particles", slots=["location", "pick_stats"])
-        project_dir = args.project_dir or Path(str(project.dir))
+        project_dir = args.project_dir or Path(str(project.dir() if callable(project.dir) else project.dir))
         with Picker(args.model, args.backend, threshold=args.threshold, batch_size=args.batch) as picker, job.run():
             exposures = job.load_input("micrographs", ["micrograph_blob"])
             job.log(f"epick: picking {len(exposures)} exposures with {Path(args.model).name}")
