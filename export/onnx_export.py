@@ -76,7 +76,7 @@ def simplify_model(model):
 
 
 def set_metadata(model, meta: Mapping[str, Any]) -> None:
-    """Replace the model's epick ``metadata_props`` with ``meta`` (encoded by artifact_metadata)."""
+    """Replace the model's epick ``metadata_props`` with ``meta`` (encoded by epick.runtime.artifact)."""
     props = encode_metadata_props(meta)
     keep = [p for p in model.metadata_props if p.key not in props and not p.key.startswith("epick")]
     del model.metadata_props[:]
