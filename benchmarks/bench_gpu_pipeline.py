@@ -135,12 +135,15 @@ def bench_device_stages(report: Report, picker, sources: list, kind: str, batch:
 
 
 def bench_host_stages(report: Report, picker, sources: list, kind: str, batch: int, repeats: int) -> None:
-    """The host path stage by stage: read, CPU preprocess, backend.infer on host arrays, CPU decode."""
+    """The host pipeline stage by stage: read, CPU preprocess, backend.infer on host arrays, CPU peaks."""
+    from epick.runtime.host_path import HostPipeline
     from epick.runtime.preprocess import network_input
 
+    host = HostPipeline(picker.backend, picker.params, threshold=picker.threshold, top_k=picker.top_k,
+                        min_side=picker.min_side)
     for _ in range(repeats):
         with timed() as t_prep:
-            items = [picker.prepare(s) for s in sources[:batch]]
+            items = [picker._prepare(s) for s in sources[:batch]]
         reads = sum(it.read_s for it in items)
         if kind == "mrc-float32":
             report.add(f"{kind} B={batch} host stage read+preprocess", reads / batch)
@@ -148,11 +151,11 @@ def bench_host_stages(report: Report, picker, sources: list, kind: str, batch: i
             report.add(f"{kind} B={batch} host stage preprocess", t_prep.seconds / batch)
         images = network_input(np.stack([it.u8 for it in items])[:, None])
         with timed() as t:
-            outputs = picker.infer(images)
+            outputs = host.infer(images)
         report.add(f"{kind} B={batch} host stage infer", t.seconds / batch)
         with timed() as t:
             for i, item in enumerate(items):
-                picker.decode(outputs, i, item)
+                picker._picks(host.find_peaks(outputs, i, item.name), item)
         report.add(f"{kind} B={batch} host stage decode", t.seconds / batch)
 
 

@@ -28,43 +28,14 @@ mean grey of ``pad_to_multiple``; coordinates do not move.
 """
 from __future__ import annotations
 
-import math
 import threading
 import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
-from .pipeline import Prepared
-
-PAD_MULTIPLE = 32   # network H and W are multiples of this (the contract)
-
-
-# ---------------------------------------------------------------------------------------------
-# Padding geometry, used by the host path (Picker.prepare) and the device path alike
-# ---------------------------------------------------------------------------------------------
-def padded_shape(shape: tuple[int, int], min_side: int = 0, multiple: int = PAD_MULTIPLE) -> tuple[int, int]:
-    """(H, W) of the network input for a network image of ``shape`` (ny, nx): each side rounded up to
-    ``multiple`` and to at least ``min_side`` (itself rounded up to ``multiple``)."""
-    floor = int(math.ceil(max(int(min_side), 0) / multiple) * multiple)
-    return tuple(max(n + (-n) % multiple, floor) for n in (int(shape[0]), int(shape[1])))  # type: ignore[return-value]
-
-
-def pad_network_image(u8: np.ndarray, min_side: int = 0) -> np.ndarray:
-    """``pad_to_multiple(u8, 32)`` grown at the bottom/right to at least ``min_side`` per axis with the
-    same grey (network pixels; coordinates do not move). The input itself when nothing is padded."""
-    from .preprocess import pad_to_multiple
-
-    shape = padded_shape(u8.shape, min_side)
-    padded = pad_to_multiple(u8, PAD_MULTIPLE)
-    if tuple(padded.shape) == shape:
-        return padded
-    # the grey pad_to_multiple uses ("mean" mode), taken from it: padding the flattened image by one
-    # row fills that row with the mean grey of the whole image
-    grey = pad_to_multiple(u8.reshape(1, -1), 2)[1, 0]
-    out = np.full(shape, grey, dtype=u8.dtype)
-    out[: u8.shape[0], : u8.shape[1]] = u8
-    return out
+from .pipeline import PickPipeline, Prepared
+from .preprocess import PAD_MULTIPLE, pad_network_image, padded_shape  # noqa: F401  (shared geometry)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,14 +277,19 @@ class StageTimer:
 # ---------------------------------------------------------------------------------------------
 # The pipeline
 # ---------------------------------------------------------------------------------------------
-class DevicePipeline:
+class DevicePipeline(PickPipeline):
     """Raw micrographs -> NetworkPeaks with the data on the GPU (see the module docstring).
 
     ``backend`` must implement ``infer_device`` (``backend.device_io``); ``params`` are the model's
     PreprocessParams; ``threshold``/``top_k`` as in ``epick.runtime.peaks.find_peaks``;
     ``min_side``: smallest network input side (network pixels). ``profile=True`` times each stage
-    with CUDA events (``timer.totals``, milliseconds). Not thread-safe (pooled buffers, one stream).
+    with CUDA events (``timer.totals``, milliseconds). Implements
+    :class:`~epick.runtime.pipeline.PickPipeline`: ``submit`` and ``collect`` are serialised by a
+    lock (pooled buffers, one compute stream); ``run`` = ``peaks`` = ``collect(submit(items))``.
     """
+
+    on_device = True
+    in_flight = 2        # batches enqueued before the oldest is collected (GPU works while the host decodes)
 
     def __init__(self, backend, params, *, threshold: float, top_k: int, min_side: int = 0,
                  profile: bool = False):
@@ -332,8 +308,15 @@ class DevicePipeline:
         self.host_buffers = PinnedPool()
         self.uploader = RawUploader(self.stream, self.host_buffers, self.timer)
         self._pool = BufferPool()
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ items
+    def read(self, path):
+        """The micrograph in its file dtype, decoded straight into a pinned buffer when it can be."""
+        from .io.micrograph import read_micrograph
+
+        return read_micrograph(path, keep_dtype=True, allocate=self.host_buffer)
+
     def prepare(self, data: np.ndarray, source, name: str, pixel_size: float | None, read_s: float) -> RawPrepared:
         """Check a raw micrograph on the host (shape, dtype) and describe it for batching; no GPU work."""
         from epick.cuda_kernels.preprocess_gpu import SUPPORTED_DTYPES
@@ -400,6 +383,16 @@ class DevicePipeline:
         return outputs
 
     def submit(self, items: list[RawPrepared], keep_images: bool = False) -> "DeviceBatch":
+        """``_submit`` serialised (the pooled buffers and streams are shared by all callers)."""
+        with self._lock:
+            return self._submit(items, keep_images)
+
+    def collect(self, submitted: "DeviceBatch") -> list[tuple[object, np.ndarray | None]]:
+        """``_collect`` serialised."""
+        with self._lock:
+            return self._collect(submitted)
+
+    def _submit(self, items: list[RawPrepared], keep_images: bool = False) -> "DeviceBatch":
         """Enqueue one batch (uploads, preprocessing, network, peaks, the copy of the peak rows) and
         return without waiting; ``collect`` gives its results. Batches submitted before collecting
         the earlier ones stay in flight together: everything is ordered on the streams, and each
@@ -420,7 +413,7 @@ class DevicePipeline:
             self.timer.mark("peaks", self.stream, end=True)
         return DeviceBatch(items, images, uploaded, pending)
 
-    def collect(self, submitted: "DeviceBatch") -> list[tuple[object, np.ndarray | None]]:
+    def _collect(self, submitted: "DeviceBatch") -> list[tuple[object, np.ndarray | None]]:
         """Wait for a submitted batch: NetworkPeaks of each item (network pixels of its padded input)
         and, when kept, its uint8 network image (unpadded, host). The pinned buffers the items were
         read into go back to the pool (only now: a failed batch is retried item by item from them)."""
@@ -437,9 +430,7 @@ class DevicePipeline:
             self.timer.collect()
         return list(zip(peaks, submitted.images))
 
-    def run(self, items: list[RawPrepared], keep_images: bool = False) -> list[tuple[object, np.ndarray | None]]:
-        """``collect(submit(items))``: one batch, waited for."""
-        return self.collect(self.submit(items, keep_images))
+    run = PickPipeline.peaks   # one batch, waited for (the name the benchmarks use)
 
     def close(self) -> None:
         """Drop the pooled device buffers (numba frees them when unreferenced)."""

@@ -1,6 +1,11 @@
-"""Reader threads and shape-grouped batches: files are decoded and preprocessed while the device infers.
+"""The picking pipelines' interface, reader threads and shape-grouped batches: files are decoded and
+preprocessed while the device infers.
 
     items --(N reader threads: prepare(item))--> bounded queue --> batches_by_shape --> device
+
+:class:`PickPipeline` is what the Picker runs a batch through: the host pipeline
+(``epick.runtime.host_path``: preprocess -> Backend.infer -> find_peaks) or the device pipeline
+(``epick.runtime.device_path``: upload -> GPU preprocess -> Backend.infer_device -> GPU peaks).
 
 Everything in flight is bounded (input is pulled lazily, the queue has ``depth`` slots and at most
 ``max_buffered`` prepared images wait in shape buckets), so memory stays flat however many files
@@ -8,6 +13,7 @@ stream through. A failure to prepare one item is passed on as a :class:`Failed` 
 """
 from __future__ import annotations
 
+import abc
 import queue
 import threading
 import time
@@ -32,6 +38,50 @@ class Prepared:
     def shape(self) -> tuple[int, int]:
         """(H, W) of the padded network image: items of one shape share a batch."""
         return (int(self.u8.shape[0]), int(self.u8.shape[1]))
+
+
+class PickPipeline(abc.ABC):
+    """Micrographs -> NetworkPeaks on one backend; the Picker chooses one at construction.
+
+    The Picker calls ``read`` and ``prepare`` on reader threads (host work per micrograph; a bad
+    file raises there), then ``submit`` once per batch of items of one ``Prepared.shape`` and
+    ``collect`` for its peaks (up to ``in_flight`` batches submitted before the oldest is
+    collected), then maps the peaks to objects in original pixels itself. ``submit``, ``collect``
+    and ``peaks`` may be called from several threads: a pipeline serialises what must not run
+    concurrently (a backend that is not thread-safe, pooled device buffers and streams).
+    """
+
+    on_device: bool = False    # True when the batch stays on the GPU from upload to peaks
+    in_flight: int = 1         # batches pick_many submits before collecting the oldest
+
+    @abc.abstractmethod
+    def read(self, path) -> Any:
+        """Read one micrograph file as this pipeline wants it (``epick.runtime.io.micrograph.Micrograph``)."""
+
+    @abc.abstractmethod
+    def prepare(self, data: np.ndarray, source: Any, name: str, pixel_size: float | None,
+                read_s: float) -> "Prepared":
+        """Host work on one raw 2-D micrograph before batching; ``Prepared.transform`` maps its
+        network pixels back to original ones and ``Prepared.shape`` is its padded network shape."""
+
+    @abc.abstractmethod
+    def submit(self, items: list["Prepared"], keep_images: bool = False) -> Any:
+        """Start one batch of same-shape items (the host pipeline finishes it here); a handle for
+        ``collect``. Raises when the batch fails (the Picker then retries item by item)."""
+
+    @abc.abstractmethod
+    def collect(self, submitted: Any) -> list[tuple[Any, np.ndarray | None]]:
+        """Per item of a submitted batch ``(NetworkPeaks, image)``: peaks in network pixels of the
+        padded input (``epick.runtime.peaks`` rule, the Picker's threshold and top-K) and, when the
+        batch keeps images, the unpadded uint8 network image on the host (else None). Raises when
+        the batch failed."""
+
+    def peaks(self, items: list["Prepared"], keep_images: bool = False) -> list[tuple[Any, np.ndarray | None]]:
+        """``collect(submit(items))``: one batch, waited for."""
+        return self.collect(self.submit(items, keep_images))
+
+    def close(self) -> None:
+        """Release buffers and streams (not the backend, which the Picker closes)."""
 
 
 @dataclass

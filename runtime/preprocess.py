@@ -484,6 +484,32 @@ def pad_to_multiple(img: np.ndarray, multiple: int = 32, mode: str = "mean") -> 
     return np.pad(img, pad, mode="constant", constant_values=value)
 
 
+# Padding geometry of the network input, shared by the host and the device picking paths
+PAD_MULTIPLE = 32   # network H and W are multiples of this (the contract)
+
+
+def padded_shape(shape: tuple[int, int], min_side: int = 0, multiple: int = PAD_MULTIPLE) -> tuple[int, int]:
+    """(H, W) of the network input for a network image of ``shape`` (ny, nx): each side rounded up to
+    ``multiple`` and to at least ``min_side`` (itself rounded up to ``multiple``)."""
+    floor = int(math.ceil(max(int(min_side), 0) / multiple) * multiple)
+    return tuple(max(n + (-n) % multiple, floor) for n in (int(shape[0]), int(shape[1])))  # type: ignore[return-value]
+
+
+def pad_network_image(u8: np.ndarray, min_side: int = 0) -> np.ndarray:
+    """``pad_to_multiple(u8, 32)`` grown at the bottom/right to at least ``min_side`` per axis with the
+    same grey (network pixels; coordinates do not move). The input itself when nothing is padded."""
+    shape = padded_shape(u8.shape, min_side)
+    padded = pad_to_multiple(u8, PAD_MULTIPLE)
+    if tuple(padded.shape) == shape:
+        return padded
+    # the grey pad_to_multiple uses ("mean" mode), taken from it: padding the flattened image by one
+    # row fills that row with the mean grey of the whole image
+    grey = pad_to_multiple(u8.reshape(1, -1), 2)[1, 0]
+    out = np.full(shape, grey, dtype=u8.dtype)
+    out[: u8.shape[0], : u8.shape[1]] = u8
+    return out
+
+
 def network_input(u8: np.ndarray) -> np.ndarray:
     """The network's float32 input from uint8 images: u8 / 255 (same shape)."""
     return np.divide(np.asarray(u8, dtype=np.uint8), np.float32(255.0), dtype=np.float32)

@@ -43,18 +43,15 @@ def peak_density(scores: np.ndarray, network_shape: tuple[int, int], particle_px
 
 def scale_score(picker, data: np.ndarray, diameter: float) -> dict:
     """Run ``picker``'s network on ``data`` preprocessed for particles of ``diameter`` px; the scale's score."""
-    from .device_path import pad_network_image
-    from .peaks import find_peaks
-    from .preprocess import network_input, preprocess
+    from .host_path import HostPipeline
 
-    params = picker.params.with_diameter(diameter)
-    u8, transform = preprocess(data, params)
-    image = network_input(pad_network_image(u8, picker.min_side))[None, None]
-    outs = picker.infer(image)
-    heat = np.asarray(outs["heatmap"])[0, 0]
-    peaks = find_peaks(heat, np.asarray(outs["offset"])[0], threshold=0.05, top_k=20000)
-    my, mx = transform.network_shape
+    host = HostPipeline(picker.backend, picker.params.with_diameter(diameter), threshold=0.05, top_k=20000,
+                        min_side=picker.min_side)
+    item = host.prepare(data, None, "scale search", None, 0.0)
+    ((peaks, _),) = host.peaks([item])
+    my, mx = item.transform.network_shape
     inside = (peaks.x < mx - 0.5) & (peaks.y < my - 0.5)
+    params = host.params
     score = peak_density(peaks.score[inside], (my, mx), params.particle_px)
     return {"diameter": float(diameter), "network_shape": [int(my), int(mx)], "score": score,
             "confident_peaks": int(np.sum(peaks.score[inside] >= PEAK_THRESHOLD))}

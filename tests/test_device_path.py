@@ -100,12 +100,12 @@ def _compare(host: Picker, device: Picker, groups: list[list[np.ndarray]]) -> in
     """Run each group as one batch on both paths; picks must be identical. Returns the pick count."""
     total = 0
     for group in groups:
-        host_items = [host.prepare(image) for image in group]
-        dev_items = [device.prepare(image) for image in group]
+        host_items = [host._prepare(image) for image in group]
+        dev_items = [device._prepare(image) for image in group]
         assert all(isinstance(it, RawPrepared) for it in dev_items)
         assert [it.shape for it in dev_items] == [it.shape for it in host_items]
-        want = host.run_batch(host_items, keep_images=True)
-        got = device.run_batch(dev_items, keep_images=True)
+        want = host._run_batch(host_items, keep_images=True)
+        got = device._run_batch(dev_items, keep_images=True)
         for w, g in zip(want, got):
             assert w.ok and g.ok, (w.error, g.error)
             _same_picks(g.picks, w.picks)
@@ -233,9 +233,9 @@ def test_device_picker_reads_files_in_their_dtype_into_pinned_buffers(random_onn
     host, device, _ = _pickers(random_onnx, min_side=0)
     for i, dtype in enumerate([np.uint16, np.float16, np.int8, np.float32]):
         path = _write_mrc_as_is(tmp_path / f"m{i}.mrc", _micrograph((40, 70), dtype, seed=40 + i))
-        item = device.prepare(path)
-        assert item.raw.dtype == dtype and device._device.host_buffers.is_pinned(item.raw)
-        assert host.prepare(path).u8 is not None      # the host path still reads float32 (unchanged)
+        item = device._prepare(path)
+        assert item.raw.dtype == dtype and device._pipeline.host_buffers.is_pinned(item.raw)
+        assert host._prepare(path).u8 is not None      # the host path still reads float32 (unchanged)
 
 
 def test_pinned_pool_reuses_a_buffer_only_after_its_upload_event():
@@ -274,13 +274,13 @@ def test_files_keep_their_dtype_into_pinned_buffers_and_buffers_are_reused(rando
         files.append(_write_mrc_as_is(tmp_path / f"m{i}.mrc", image))
     host, device, backend = _pickers(random_onnx, min_side=0)
     seen = []
-    real_prepare = device._device.prepare
+    real_prepare = device._pipeline.prepare
 
     def spy(data, *args):
-        seen.append((data.dtype.name, device._device.host_buffers.is_pinned(data)))
+        seen.append((data.dtype.name, device._pipeline.host_buffers.is_pinned(data)))
         return real_prepare(data, *args)
 
-    device._device.prepare = spy
+    device._pipeline.prepare = spy
     want = {r.name: r.picks for r in host.pick_many(files, batch_size=3, readers=1)}
     for attempt in range(2):
         got = {r.name: r for r in device.pick_many(files, batch_size=3, readers=1)}
@@ -288,11 +288,11 @@ def test_files_keep_their_dtype_into_pinned_buffers_and_buffers_are_reused(rando
         for name, picks in want.items():
             _same_picks(got[name].picks, picks)
         if attempt == 0:
-            pool, allocated = device._device.host_buffers, device._device.host_buffers.allocated
-            device_allocations = device._device.preprocessor._pool.allocations
+            pool, allocated = device._pipeline.host_buffers, device._pipeline.host_buffers.allocated
+            device_allocations = device._pipeline.preprocessor._pool.allocations
     assert sorted(set(seen)) == [("float16", True), ("int8", True), ("uint16", True)]
     assert pool.allocated == allocated <= 3                      # the second pass reused the pinned buffers
-    assert device._device.preprocessor._pool.allocations == device_allocations
+    assert device._pipeline.preprocessor._pool.allocations == device_allocations
     assert [s[0] for s in backend.shapes] == ["device", "device"]
 
 

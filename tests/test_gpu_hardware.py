@@ -110,8 +110,8 @@ def test_device_path_with_a_torch_model_on_the_shared_stream_equals_host_path(mo
               [micrograph(shrink((4092, 5760)), np.uint16, s) for s in (3, 4, 5)]]
     total = 0
     for group in groups:
-        want = host.run_batch([host.prepare(im) for im in group], keep_images=True)
-        got = device.run_batch([device.prepare(im) for im in group], keep_images=True)
+        want = host._run_batch([host._prepare(im) for im in group], keep_images=True)
+        got = device._run_batch([device._prepare(im) for im in group], keep_images=True)
         for w, g in zip(want, got):
             assert w.ok and g.ok, (w.error, g.error)
             np.testing.assert_array_equal(g.image, w.image)

@@ -100,11 +100,11 @@ def test_failing_inference_fails_only_the_bad_item(blob_onnx):
         return real(images)
 
     picker.backend.infer = flaky
-    items = [picker.prepare(blob_micrograph(seed=s)[0]) for s in range(3)]
+    items = [picker._prepare(blob_micrograph(seed=s)[0]) for s in range(3)]
     items[1].u8 = items[1].u8.copy()
     items[1].u8[0, 0] = 255
     picker.backend.infer = lambda images: flaky(np.where(images >= 1.0, 3.0, images))
-    results = picker.run_batch(items)
+    results = picker._run_batch(items)
     assert [r.ok for r in results] == [True, False, True]
     assert "device error" in results[1].error
 
@@ -209,3 +209,26 @@ def test_picker_is_thread_safe(picker):
         t.join()
     for i in range(4):
         np.testing.assert_array_equal(out[i], expected[i])
+
+
+def test_options_object_equals_keywords_and_the_surface_is_small(blob_onnx):
+    from epick.runtime.picker import PickOptions
+
+    image = blob_micrograph(seed=3)[0]
+    with Picker(blob_onnx, options=PickOptions(threshold=0.5, edge_margin=0.0)) as a, \
+            Picker(blob_onnx, threshold=0.5, edge_margin=0.0) as b, \
+            Picker(blob_onnx, options=PickOptions(threshold=0.9), threshold=0.5, edge_margin=0.0) as c:
+        assert a.options == b.options == c.options        # keywords override the options object
+        assert a.threshold == 0.5 and a.options.diameter == 24.0   # the model's diameter filled in
+        picks = [p.pick(image) for p in (a, b, c)]
+    assert len(picks[0]) > 0
+    for other in picks[1:]:
+        np.testing.assert_array_equal(other.x, picks[0].x)
+    with pytest.raises(TypeError, match="treshold"):
+        Picker(blob_onnx, treshold=0.5)
+    public = {n for n in dir(Picker) if not n.startswith("_")}
+    assert {"pick", "pick_many", "close"} <= public
+    methods = {n for n in public if not isinstance(getattr(Picker, n), property)}
+    assert methods == {"pick", "pick_many", "close"}, methods
+    with pytest.raises(AttributeError):
+        a.threshold = 0.1     # read-only

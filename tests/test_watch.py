@@ -65,14 +65,14 @@ def test_watch_picks_each_file_once_across_a_restart(model, tmp_path, monkeypatc
     folder, out = tmp_path / "incoming", tmp_path / "out"
     folder.mkdir()
     picked = Counter()
-    original = Picker.run_batch
+    original = Picker._run_batch
 
     def counting(self, items, keep_images=False):
         results = original(self, items, keep_images)
         picked.update(r.name for r in results)
         return results
 
-    monkeypatch.setattr(Picker, "run_batch", counting)
+    monkeypatch.setattr(Picker, "_run_batch", counting)
     full = tmp_path / "full.mrc"
     write_mrc(full, blob_micrograph(seed=7)[0])
     for i in range(2):
