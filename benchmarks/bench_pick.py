@@ -61,6 +61,7 @@ def main() -> None:
         picker = Picker(model, args.backend, threads=args.threads)
         report = Report("pick", params={"model": str(model), "backend": picker.backend_name, "n": len(paths),
                                         "micrograph": "4096x4096 8-bit JPEG", "threads": args.threads})
+        from epick.runtime.host_path import HostPipeline
         from epick.runtime.io.micrograph import read_micrograph
         from epick.runtime.preprocess import pad_to_multiple, preprocess
 
@@ -75,14 +76,15 @@ def main() -> None:
                     u8 = pad_to_multiple(u8, 32)
                 report.add("preprocess", t.seconds)
                 batch = network_input(u8[None, None])
+                host = HostPipeline(picker.backend, picker.params, threshold=picker.threshold, top_k=picker.top_k)
                 with timed() as t:
-                    outputs = picker.infer(batch)
+                    outputs = host.infer(batch)
                 report.add(f"infer batch 1 ({u8.shape[1]}x{u8.shape[0]})", t.seconds)
                 from epick.runtime.pipeline import Prepared
 
                 item = Prepared(path, path.name, u8, transform, None)
                 with timed() as t:
-                    picks = picker.decode(outputs, 0, item)
+                    picks = picker._picks(host.find_peaks(outputs, 0, item.name), item)
                 report.add("decode (peaks + objects)", t.seconds, picks=len(picks))
         for batch_size, readers in ((1, 1), (1, 2), (4, 2)):
             for _ in range(args.repeats):

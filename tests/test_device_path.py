@@ -318,9 +318,9 @@ def test_pick_many_keeps_two_device_batches_in_flight_and_a_failed_one_is_retrie
     host, device, backend = _pickers(random_onnx, min_side=0)
     want = [host.pick(im) for im in images]
     order = []
-    real_submit, real_collect = device._device.submit, device._device.collect
-    device._device.submit = lambda items, *a: (order.append("submit"), real_submit(items, *a))[1]
-    device._device.collect = lambda b: (order.append("collect"), real_collect(b))[1]
+    real_submit, real_collect = device._pipeline.submit, device._pipeline.collect
+    device._pipeline.submit = lambda items, *a: (order.append("submit"), real_submit(items, *a))[1]
+    device._pipeline.collect = lambda b: (order.append("collect"), real_collect(b))[1]
     got = list(device.pick_many(images, batch_size=2, readers=1))
     assert order == ["submit", "submit", "collect", "collect"]
     assert len(got) == 4 and all(r.ok for r in got)

@@ -229,6 +229,6 @@ def test_options_object_equals_keywords_and_the_surface_is_small(blob_onnx):
     public = {n for n in dir(Picker) if not n.startswith("_")}
     assert {"pick", "pick_many", "close"} <= public
     methods = {n for n in public if not isinstance(getattr(Picker, n), property)}
-    assert methods == {"pick", "pick_many", "close"}, methods
+    assert methods == {"pick", "pick_many", "close", "set_diameter", "estimate_diameter"}, methods  # + size mode
     with pytest.raises(AttributeError):
         a.threshold = 0.1     # read-only

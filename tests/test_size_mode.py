@@ -42,12 +42,12 @@ def test_picker_scales_by_the_diameter_and_refuses_to_guess_silently(tmp_path):
             picker.pick(image)
         picker.set_diameter(48.0)
         assert not picker.needs_diameter and picker.diameter == 48.0
-        prepared = picker.prepare(image)
+        prepared = picker._prepare(image)
         assert prepared.transform.network_shape == (256, 320)   # 640 * 24 / 48
         picks = picker.pick(image)
         assert picks.diameter == 48.0 and len(picks) > 0
     with Picker(model, "onnxruntime-cpu", threads=1, diameter=24.0) as picker:
-        assert picker.prepare(image).transform.network_shape == (512, 640)
+        assert picker._prepare(image).transform.network_shape == (512, 640)
     fixed = make_onnx(tmp_path / "fixed.onnx", diameter=30.0)
     with Picker(fixed, "onnxruntime-cpu", threads=1) as picker:   # fixed width: the model's diameter
         assert not picker.needs_diameter and picker.diameter == 30.0

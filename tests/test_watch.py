@@ -65,14 +65,14 @@ def test_watch_picks_each_file_once_across_a_restart(model, tmp_path, monkeypatc
     folder, out = tmp_path / "incoming", tmp_path / "out"
     folder.mkdir()
     picked = Counter()
-    original = Picker._run_batch
+    original = Picker._results     # every picked batch's results pass through it
 
-    def counting(self, items, keep_images=False):
-        results = original(self, items, keep_images)
+    def counting(self, *args, **kwargs):
+        results = original(self, *args, **kwargs)
         picked.update(r.name for r in results)
         return results
 
-    monkeypatch.setattr(Picker, "_run_batch", counting)
+    monkeypatch.setattr(Picker, "_results", counting)
     full = tmp_path / "full.mrc"
     write_mrc(full, blob_micrograph(seed=7)[0])
     for i in range(2):
