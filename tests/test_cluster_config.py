@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
+
+yaml = pytest.importorskip("yaml", reason="the cluster extra (pip install 'epick[cluster]') brings PyYAML")
+pytest.importorskip("dask_jobqueue", reason="needs the cluster extra: pip install 'epick[cluster]'")
 
 CONFIG = Path(__file__).resolve().parents[1] / "docs" / "cluster" / "jobqueue.yaml"
 

@@ -115,6 +115,7 @@ def test_local_workers_get_one_gpu_each(monkeypatch):
 
 
 def test_local_cluster_equals_one_run(job):
+    pytest.importorskip("distributed", reason="needs the cluster extra: pip install 'epick[cluster]'")
     root, reference = job
     assert pick(root, "local2", "--cluster", "local:2") == 0
     assert files_of(root / "local2" / "picks") == reference
@@ -124,6 +125,7 @@ def test_killed_worker_loses_nothing_and_writes_nothing_twice(job):
     """Same files as one run although one worker process is SIGKILLed after writing 2 micrographs of
     its chunk (4 per chunk at --batch 1): the chunk runs again on a worker, which skips those 2
     (their files keep inode and mtime: written once) and picks the rest."""
+    pytest.importorskip("distributed", reason="needs the cluster extra: pip install 'epick[cluster]'")
     import cloudpickle
     from distributed import Client, LocalCluster
 

@@ -102,8 +102,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pick only shard I (0-based) of N: a job-array task; the split hashes file names "
                              "(see epick.runtime.distributed.shard); then run `epick merge-index OUT`")
     parser.add_argument("--cluster", metavar="ADDRESS",
-                        help="pick on Dask workers: dask://HOST:PORT (a running scheduler) or local:N "
-                             "(N worker processes here); needs pip install 'epick[cluster]'")
+                        help="pick on Dask workers: dask://HOST:PORT (a running scheduler), local:N (N worker "
+                             "processes here, one GPU each where there are GPUs) or slurm:N (N Slurm jobs, "
+                             "docs/cluster/jobqueue.yaml); needs pip install 'epick[cluster]'")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -55,7 +55,7 @@ def worker_picker(model: str, options: dict):
 
     from ..commands.pick import open_picker
 
-    key = (str(model), json.dumps(options, sort_keys=True))
+    key = (str(model), json.dumps(options, sort_keys=True, default=repr))   # an options object: its repr
     with _PICKERS_LOCK:
         picker = _PICKERS.get(key)
         if picker is None:
@@ -339,8 +339,6 @@ def _run_chunks(client, job: PickJob, chunks: list[list[str]], outputs, given: d
               disable=quiet, dynamic_ncols=True, file=sys.stderr) as bar:
         for fut in pending:
             chunk = chunk_of.pop(fut.key)
-            if stop.is_set():
-                break
             try:
                 records = fut.result()
             except KilledWorker as exc:
@@ -369,6 +367,8 @@ def _run_chunks(client, job: PickJob, chunks: list[list[str]], outputs, given: d
                 _record_result(outputs, record, given.get(record["name"], record["source"]), bar)
             bar.update(len(records))
             bar.set_postfix(picks=sum(outputs.counts.values()), failed=len(outputs.failures), refresh=False)
+            if stop.is_set():   # Ctrl-C: keep what finished, drop the rest (rerun with --skip-existing)
+                break
         if stop.is_set():
             for other in list(pending.futures):
                 other.cancel()
