@@ -16,9 +16,10 @@ CONFIG = Path(__file__).resolve().parents[1] / "docs" / "cluster" / "jobqueue.ya
 def slurm_settings():
     import dask
 
-    settings = yaml.safe_load(CONFIG.read_text())
-    with dask.config.set(settings):
-        yield settings["jobqueue"]["slurm"]
+    slurm = yaml.safe_load(CONFIG.read_text())["jobqueue"]["slurm"]
+    # one key at a time: merged over dask-jobqueue's defaults, as dask merges ~/.config/dask/*.yaml
+    with dask.config.set({f"jobqueue.slurm.{key}": value for key, value in slurm.items()}):
+        yield slurm
 
 
 def test_documented_slurm_config_gives_one_gpu_worker_per_job(slurm_settings):
