@@ -5,7 +5,8 @@
 
 Every method is scored with the same code on the same micrographs:
 - ``dog``: a plain difference-of-Gaussians blob detector that is told the particle diameter (the
-  baseline every model must beat; ``--no-dog`` leaves it out);
+  baseline every model must beat; ``--no-dog`` leaves it out; ``--dog-factors`` also tries blob
+  sizes other than the labelled diameter, as ``dog xF``);
 - each ``--model`` (ONNX, TensorRT, .pt2 or .epick) through ``epick.runtime.Picker`` with its own
   preprocessing, a score floor of ``--floor`` (default 0: every heatmap peak, up to top-K 2000) so
   the precision-recall curve covers all thresholds, and the set's diameter given as ``diameter``;
@@ -304,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-diameter", action="store_true",
                         help="do not give models the set's diameter (the 'micrographs only' condition)")
     parser.add_argument("--no-dog", action="store_true", help="leave out the DoG baseline")
+    parser.add_argument("--dog-factors", type=float, nargs="+", default=[1.0],
+                        help="DoG blob diameters as multiples of the set's diameter (default 1; e.g. 1 0.67 0.42 "
+                             "for its best setting, as Topaz gets)")
     parser.add_argument("--threads", type=int, default=2, help="backend threads (default 2)")
     parser.add_argument("--json", type=Path, default=None, help="JSON path (default bench_results/general-STAMP.json)")
     args = parser.parse_args(argv)
@@ -319,16 +323,17 @@ def main(argv: list[str] | None = None) -> int:
         "give_diameter": not args.no_diameter, "threads": args.threads,
         "models": [str(m) for m in args.model], "picks": [f"{lab}={p}" for lab, p in external],
         "matching": "box IoU >= 0.5 at the set's diameter, greedy by score",
-        "dog_target_diameter_px": DOG_TARGET_DIAMETER_PX})
+        "dog_target_diameter_px": DOG_TARGET_DIAMETER_PX, "dog_factors": args.dog_factors})
     rows = record["rows"]
     for name in args.sets:
         real = REAL_SETS[name]
         items = load_set(real, limit=args.limit, exclude=tuple(args.exclude))
         print(f"{name}: {len(items)} micrographs, {sum(len(t) for _, t in items)} true particles, "
               f"diameter {real.diameter_px:g} px", flush=True)
-        if not args.no_dog:
-            picks, wall, cpu = run_dog(items, real.diameter_px)
-            rows.append(score_method("dog", real, items, picks, wall, cpu))
+        for factor in ([] if args.no_dog else args.dog_factors):
+            picks, wall, cpu = run_dog(items, factor * real.diameter_px)
+            rows.append(score_method("dog" if factor == 1 else f"dog x{factor:g}", real, items, picks, wall, cpu,
+                                     dog_diameter_px=factor * real.diameter_px))
         for model in args.model:
             picks, wall, cpu, thr, backend = run_model(model, items, None if args.no_diameter else real.diameter_px,
                                                        args.floor, args.threads)

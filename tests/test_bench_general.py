@@ -38,3 +38,22 @@ def test_dog_baseline_finds_simulated_particles_in_original_pixels():
     assert len(sim.truth) > 10
     assert r["ap"] > 0.8, r
     assert bg.pr_sweep([bg.dog_picks(-sim.image, d, "sim")], [sim.truth], d)["ap"] < 0.3  # polarity matters
+
+
+def test_topaz_bench_says_what_to_do_without_topaz(tmp_path, capsys, monkeypatch):
+    import bench_topaz
+
+    monkeypatch.delenv("EPICK_TOPAZ", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no topaz on PATH
+    assert bench_topaz.main(["--topaz", str(tmp_path / "nope"), "--work", str(tmp_path)]) == 0
+    assert "Topaz not found" in capsys.readouterr().out
+
+
+def test_topaz_stage_times_are_per_micrograph_and_kept_for_reruns(tmp_path):
+    import bench_topaz
+
+    times = bench_topaz.StageTimes(tmp_path / "times.json")
+    assert times.run("segment s8", ["a", "b"], lambda todo: (10.0, 4.0)) == (5.0, 2.0)
+    again = bench_topaz.StageTimes(tmp_path / "times.json")
+    assert again.run("segment s8", [], None) == (5.0, 2.0)  # nothing to do: the recorded cost
+    assert again.run("extract s8", [], None) is None
