@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from .cli_args import ArgumentParser, help_epilog
@@ -95,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     if hint:
         print(hint, file=sys.stderr)
         return 2
+    # tifffile logs damaged files on its own, without the file's name; epick reports each of them
+    # itself as one line naming the file (MicrographError), so its lines are only noise here
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
     try:
         return int(module.run(args) or 0)
     except ModuleNotFoundError as exc:   # an optional dependency found missing while running

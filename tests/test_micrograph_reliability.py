@@ -116,3 +116,11 @@ def test_a_tiff_without_pages_and_a_complex_tiff_say_so(tmp_path):
     tifffile.imwrite(tmp_path / "c.tif", (np.ones((16, 16)) + 1j).astype(np.complex64))
     with pytest.raises(MicrographError, match="complex pixels"):
         read_micrograph(tmp_path / "c.tif")
+
+
+def test_a_tiff_cut_after_its_first_page_says_truncated(tmp_path):
+    tifffile.imwrite(tmp_path / "full.tif", np.zeros((2, 64, 64), np.float32))
+    data = (tmp_path / "full.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[: len(data) - 3000])   # page 1 lies beyond the end
+    with pytest.raises(MicrographError, match=r"cut.tif: is truncated: page 1 (starts|has image data) "):
+        read_micrograph(tmp_path / "cut.tif")

@@ -342,7 +342,8 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, int, float | None]:
             pixel_size = _tiff_pixel_size(tif)
             axes = series.axes
             _check_tiff_series(path, series)
-            problem = _tiff_extent_problem(tif, tif.filehandle.size)
+            problem = (_tiff_ifd_chain_problem(path, tif.filehandle.size)
+                       or _tiff_extent_problem(tif, tif.filehandle.size))
             if problem:
                 raise MicrographError(path, f"is truncated: {problem}", "copy the file again")
             data = series.asarray()
