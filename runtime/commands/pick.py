@@ -375,6 +375,8 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         ended = ended or (output_folder_error(exc, args.out) if is_run_level(exc) else None)
         if ended is None:
             raise
+    except EpickError as exc:   # e.g. a job-level table that cannot be written: after the summary
+        ended = ended or exc
     print(outputs.summary(time.perf_counter() - start, backend))
     if ended is not None:
         raise ended
