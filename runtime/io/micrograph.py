@@ -260,7 +260,7 @@ def _changed(path: Path, detail: str) -> MicrographError:
 def _frames_to_image(raw: np.ndarray) -> np.ndarray:
     """One float32 2-D image from a 2-D image or a (frames, y, x) stack (mean of the frames).
 
-    Copies the data once (out of the memory map) and converts to native-endian float32.
+    Copies the data once and converts to native-endian float32 (TIFF stacks; MRC averages as it reads).
     """
     if raw.ndim == 2:
         return np.array(raw, dtype=np.float32, order="C")
