@@ -136,23 +136,24 @@ def range_cases(rng):
     return clean, hot, nan, constant, near_constant, all_nan
 
 
-def test_grey_range_on_the_device_equals_cpu_without_host_round_trips():
+@pytest.mark.parametrize("params", [P.PreprocessParams(), pytest.param(
+    P.PreprocessParams(hist_bins=5000, clip_low=0.01, clip_high=0.98), marks=pytest.mark.slow)])
+def test_grey_range_on_the_device_equals_cpu_without_host_round_trips(params):
     """k_range_start + rounds of k_histogram_dev/k_range_step: refine_range's decisions and bits,
     the result left on the device; the hot pixel takes extra rounds, constant images none."""
     from epick.cuda_kernels.preprocess_kernels import RS_CONSTANT, RS_HI, RS_LO
 
-    for params in (P.PreprocessParams(), P.PreprocessParams(hist_bins=5000, clip_low=0.01, clip_high=0.98)):
-        gpu = GpuPreprocessor(params)
-        for k, image in enumerate(range_cases(np.random.default_rng(12))):
-            device_image = cuda.to_device(image)
-            state_dev = gpu.grey_range(device_image)
-            state = state_dev.copy_to_host()
-            want = P.robust_range(image, params.clip_low, params.clip_high, params.hist_bins)
-            got = None if state[RS_CONSTANT] else (float(state[RS_LO]), float(state[RS_HI]))
-            assert got == want
-            if params.hist_bins == 4096 and k in (1, 3):    # hot pixel, constant: levels from the state
-                u8, _ = gpu.levels_on_device(device_image, state_dev)
-                assert np.array_equal(u8.copy_to_host(), P.equalise(P.to_levels(image, *(want or (None, None)))))
+    gpu = GpuPreprocessor(params)
+    for k, image in enumerate(range_cases(np.random.default_rng(12))):
+        device_image = cuda.to_device(image)
+        state_dev = gpu.grey_range(device_image)
+        state = state_dev.copy_to_host()
+        want = P.robust_range(image, params.clip_low, params.clip_high, params.hist_bins)
+        got = None if state[RS_CONSTANT] else (float(state[RS_LO]), float(state[RS_HI]))
+        assert got == want
+        if params.hist_bins == 4096 and k in (1, 3):    # hot pixel, constant: levels from the state
+            u8, _ = gpu.levels_on_device(device_image, state_dev)
+            assert np.array_equal(u8.copy_to_host(), P.equalise(P.to_levels(image, *(want or (None, None)))))
 
 
 def test_robust_range_equals_cpu_clean_hot_nan_constant_and_many_bins():
