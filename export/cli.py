@@ -15,7 +15,7 @@ from epick.runtime.errors import ModelFileError
 
 EXAMPLES = """
 epick export ribo.epick --onnx ribo.onnx
-epick export ribo.epick --tensorrt ribo.engine --fp16        # needs TensorRT 10 and a GPU
+epick export ribo.epick --tensorrt ribo.engine --fp16        # needs TensorRT 10 or 11 and a GPU
 epick export ribo.epick --onnx ribo.onnx --torch-gpu ribo.pt2 --verify-on mic1.mrc
 """
 WRITES = """
