@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import importlib.machinery
 import json
 import sys
 import types
@@ -361,5 +362,6 @@ def install(monkeypatch, version: str = "10.13.0", gpu_name: str = "NVIDIA H200"
     cuda_pkg.bindings, bindings.runtime = bindings, cudart
     for name, module in (("tensorrt", trt), ("cuda", cuda_pkg), ("cuda.bindings", bindings),
                          ("cuda.bindings.runtime", cudart)):
+        module.__spec__ = importlib.machinery.ModuleSpec(name, None)   # find_spec() probes (torch) see it
         monkeypatch.setitem(sys.modules, name, module)
     return trt, cudart

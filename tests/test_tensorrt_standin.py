@@ -179,3 +179,24 @@ def test_stale_engine_is_refused_with_the_rebuild_command_or_rebuilt_by_the_call
     backend = TensorRTBackend(engine, builder=builder)
     assert calls == [(onnx_path, engine)] and backend.name == "tensorrt"
     backend.close()
+
+
+@pytest.mark.slow
+def test_cli_fp16_engine_from_a_model_file_through_an_fp16_onnx(trt, tmp_path, capsys):
+    """epick export MODEL --tensorrt OUT --fp16: an FP16 ONNX is exported and checked on picks, the
+    strongly typed engine is built from it; a second call finds the engine current."""
+    pytest.importorskip("torch")
+    from test_export_onnx import make_model_file
+
+    from epick.runtime.cli import main
+
+    model = make_model_file(tmp_path / "narrow.epick")
+    engine = tmp_path / "narrow.engine"
+    assert main(["export", str(model), "--tensorrt", str(engine), "--fp16"]) == 0
+    out = capsys.readouterr().out
+    assert "FP16 ONNX parity" in out and "picks the same" in out
+    side = json.loads((tmp_path / "narrow.engine.json").read_text())
+    assert side["engine"]["fp16"] is True and side["engine"]["strongly_typed"] is True
+    assert json.loads(engine.read_bytes()[len(b"standin-plan"):])["half"] is True
+    assert main(["export", str(model), "--tensorrt", str(engine), "--fp16"]) == 0
+    assert "is current" in capsys.readouterr().out
