@@ -24,5 +24,8 @@ test:
 test-all:
 	$(PYTHON) -m pytest -q -m "slow or not slow"
 
+# the CPU benchmarks behind the README's speed table (each prints a table and writes bench_results/*.json)
+BENCHMARKS := bench_preprocess bench_peaks bench_pick bench_evaluate bench_coordinates bench_simulate
+
 bench:
-	$(PYTHON) benchmarks/run_all.py
+	for b in $(BENCHMARKS); do $(PYTHON) benchmarks/$$b.py || exit 1; done

@@ -44,8 +44,9 @@ def main(argv=None) -> int:
     from epick.runtime.preprocess import PreprocessParams
     from epick.trainer.general_data import real_samples, score_samples, simulated_samples
     from epick.trainer.modelfile import read_model_file
-    from epick.trainer.recipes.general_model import held_out_names
-    from epick.trainer.recipes.steps import epick
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # tools/ beside the packages
+    from tools.general_model import held_out_names
+    from tools.steps import epick
 
     ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, required=True, help="the general model (.epick)")

@@ -40,6 +40,8 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `epick simulate`."""
+    parser.add_argument("--atomic-models", type=Path, metavar="DIR", default=None,
+                        help="folder of the PDB files of the pdb-* particle types (default: $EPICK_ATOMIC_MODELS)")
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     mic = sub.add_parser("micrographs", help="simulate N micrographs of one kind into OUT")
     mic.add_argument("out", type=Path, help="output folder (MRC + STAR per micrograph, manifest.json)")
@@ -98,23 +100,30 @@ def _run_micrographs(args) -> int:
 
 def _run_list() -> int:
     from .fibers import FIBER_TYPES
-    from .particles import PARTICLE_TYPES
+    from .particles import ATOMIC_MODELS_HELP, PARTICLE_TYPES
 
+    missing = False
     print(f"{'type':<14}{'diameter':>10}{'mass':>10}  source / description")
     for name, t in PARTICLE_TYPES.items():
         try:
             d, m = f"{t.diameter_a / 10:.1f} nm", f"{t.mass_kda:.0f} kDa"
-        except Exception as exc:  # an atomic model that is not available here
-            d, m = "?", f"({exc.__class__.__name__})"
+        except Exception:  # an atomic model that is not available here
+            d, m, missing = "?", "?", True
         print(f"{name:<14}{d:>10}{m:>10}  {t.source}: {t.description}")
     for name, f in FIBER_TYPES.items():
         print(f"{name:<14}{f.diameter_nm:>7.1f} nm{'':>10}  fiber: {f.description}")
     print(f"{'vesicle':<14}{'40-200 nm':>10}{'':>10}  lipid bilayer vesicle (--object vesicle)")
+    if missing:
+        print(f"? the pdb-* types need their atomic models: {ATOMIC_MODELS_HELP}")
     return 0
 
 
 def run(args) -> int:
     """Run `epick simulate`."""
+    if args.atomic_models is not None:
+        from .particles import set_atomic_models_dir
+
+        set_atomic_models_dir(args.atomic_models)
     if args.action == "list":
         return _run_list()
     try:

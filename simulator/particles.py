@@ -4,7 +4,7 @@ Two sources:
 - parametric shapes (``shapes.py``) that mimic the paper's datasets (ribosome-like, proteasome-like
   barrel, apoferritin-like shell, elongated toxin-like, icosahedral virus-like, beta-gal-like
   tetramer, a ~150 kDa blob, ...), 8 nm to 40 nm across;
-- atomic models from the PDB in ``shared/data/atomic_models`` (read with gemmi), atoms weighted by
+- atomic models from the PDB (read with gemmi) in the folder ``atomic_models_dir()`` names, atoms weighted by
   their mass and coarse-grained onto a 3 A lattice.
 
 Every cloud is centred on its centre of mass, which is the particle's centre in the truth files.
@@ -184,7 +184,7 @@ _PARAMETRIC: dict[str, tuple[str, Callable[[], list[S.Primitive]]]] = {
     "antibody": ("IgG-like Y of two Fab arms and an Fc stem (~18 nm)", _antibody),
 }
 
-# atomic models in shared/data/atomic_models: type name -> (file, description)
+# atomic models in the atomic-models folder (see atomic_models_dir): type name -> (file, description)
 _ATOMIC: dict[str, tuple[str, str]] = {
     "pdb-6z6u": ("6z6u.pdb.gz", "human apoferritin, PDB 6Z6U (~12 nm)"),
     "pdb-4v1w": ("4v1w.cif.gz", "horse spleen apoferritin, PDB 4V1W (~12 nm)"),
@@ -194,11 +194,37 @@ _ATOMIC: dict[str, tuple[str, str]] = {
 }
 
 
-def atomic_models_dir() -> Path:
-    """Folder of the PDB models: $EPICK_SHARED_DATA/atomic_models or ../shared/data beside the checkout."""
-    env = os.environ.get("EPICK_SHARED_DATA")
-    base = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    return base / "atomic_models"
+ATOMIC_MODELS_ENV = "EPICK_ATOMIC_MODELS"
+ATOMIC_MODELS_HELP = (f"give the folder holding {', '.join(f for f, _ in _ATOMIC.values())}: "
+                      f"epick simulate --atomic-models DIR, or set {ATOMIC_MODELS_ENV}=DIR")
+_explicit_dir: Path | None = None
+
+
+def set_atomic_models_dir(path: str | Path | None) -> None:
+    """Use the PDB models in ``path`` (None: back to the environment variable)."""
+    global _explicit_dir
+    _explicit_dir = None if path is None else Path(path)
+
+
+def atomic_models_dir() -> Path | None:
+    """Folder of the PDB models: ``set_atomic_models_dir`` (``--atomic-models``), else
+    ``$EPICK_ATOMIC_MODELS``, else ``$EPICK_SHARED_DATA/atomic_models``; None when none is given."""
+    if _explicit_dir is not None:
+        return _explicit_dir
+    if os.environ.get(ATOMIC_MODELS_ENV):
+        return Path(os.environ[ATOMIC_MODELS_ENV])
+    if os.environ.get("EPICK_SHARED_DATA"):
+        return Path(os.environ["EPICK_SHARED_DATA"]) / "atomic_models"
+    return None
+
+
+def _atomic_model(fname: str) -> tuple[np.ndarray, np.ndarray]:
+    from epick.runtime.errors import FileProblem
+
+    folder = atomic_models_dir()
+    if folder is None:
+        raise FileProblem(fname, "no folder of atomic models was given", ATOMIC_MODELS_HELP)
+    return load_atomic_model(folder / fname)
 
 
 def load_atomic_model(path: str | Path, pitch_a: float = ATOMIC_MODEL_PITCH_A) -> tuple[np.ndarray, np.ndarray]:
@@ -212,8 +238,7 @@ def load_atomic_model(path: str | Path, pitch_a: float = ATOMIC_MODEL_PITCH_A) -
 
     path = Path(path)
     if not path.is_file():
-        raise FileProblem(path, "atomic model not found",
-                          "set EPICK_SHARED_DATA to the folder holding atomic_models/")
+        raise FileProblem(path, "atomic model not found", ATOMIC_MODELS_HELP)
     st = gemmi.read_structure(str(path))
     st.remove_hydrogens()
     st.remove_waters()
@@ -244,7 +269,7 @@ def _make_types() -> dict[str, ParticleType]:
             name, desc, functools.partial(lambda n, p: S.fill(p(), _rng(n)), name, prims), 6.0)
     for name, (fname, desc) in _ATOMIC.items():
         types[name] = ParticleType(
-            name, desc, functools.partial(lambda f: load_atomic_model(atomic_models_dir() / f), fname),
+            name, desc, functools.partial(_atomic_model, fname),
             2.0, source=f"atomic:{fname}")
     return types
 

@@ -16,6 +16,10 @@ def shared_data_dir() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "data"
 
 
+# the simulator's pdb-* particle types read their PDB files from here (epick.simulator.particles)
+os.environ.setdefault("EPICK_ATOMIC_MODELS", str(shared_data_dir() / "atomic_models"))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     path = shared_data_dir()

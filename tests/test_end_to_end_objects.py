@@ -7,8 +7,6 @@ they rely on (``radius_errors``, ``fiber_metrics``) are tested on hand-made geom
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,11 +50,10 @@ def test_fiber_metrics_count_tubes_distance_precision_and_coverage():
     assert fiber_metrics(Picks.empty("m"), truth, tolerance=5)["coverage"] == 0.0
 
 
-# ---------------------------------------------------------------- bug: size head started at 0 px
+# ---------------------------------------------------------------- the size head's start
 def test_new_vesicle_network_starts_its_size_head_at_the_median_training_diameter(tmp_path):
-    """A new size head used to start at bias 0 while diameters are tens of network pixels, so short
-    runs ended with radii ~25% off (measured: 8.8% vs 10.1% median error, AP 0.95 vs 0.84 on
-    simulated vesicles with the fix / without it)."""
+    """A new size head starts at the median training diameter (network pixels, x then y): diameters
+    are tens of network pixels, which a head starting at 0 does not reach in a short run."""
     from epick.trainer.data import Sample
     from epick.trainer.modelfile import read_model_file
     from epick.trainer.train import TrainConfig, train_samples
@@ -72,16 +69,14 @@ def test_new_vesicle_network_starts_its_size_head_at_the_median_training_diamete
 
 
 # ---------------------------------------------------------------- end to end through the CLI
-# The pipeline and its CPU-sized recipes live in benchmarks/bench_objects.py (one copy for both).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import bench_objects as bo  # noqa: E402
+# The pipeline and its CPU-sized recipes are shared with benchmarks/bench_objects.py.
+import _object_recipes as bo  # noqa: E402
 
 
 @pytest.mark.slow
 def test_vesicles_end_to_end_centres_and_radii(tmp_path):
-    """16 training micrographs of 10 vesicles (20 A/px: radii 10-50 px), 25 epochs; measured by
-    benchmarks/bench_objects.py on 2 shared EPYC cores (train 94 s, export 24 s): on the 4 test
-    micrographs AP 0.95, AR 0.975, 39/40 matched, median radius error 8.8%."""
+    """16 training micrographs of 10 vesicles (20 A/px: radii 10-50 px), 25 epochs; picked on 4 test
+    micrographs (benchmarks/bench_objects.py measures the same pipeline)."""
     import json
 
     picks = bo.run_pipeline(tmp_path, "vesicle")
@@ -98,12 +93,8 @@ def test_vesicles_end_to_end_centres_and_radii(tmp_path):
 @pytest.mark.slow
 def test_fibers_end_to_end_points_follow_the_true_polylines(tmp_path):
     """8 training micrographs of 3 amyloid fibers (12.8 px wide), 30 epochs; picked on 4 micrographs of 2
-    fibers. Measured by benchmarks/bench_objects.py on 2 shared EPYC cores (train 44 s, export 21 s):
-    mean distance of picked points to the true polylines 0.64 px, precision 1.0, coverage 0.87,
-    tubes picked [2, 4, 3, 3] for 2 true each: fibers split where the 3x3 peak step leaves gaps
-    longer than the tracing radius (50 px here) along the continuous heatmap ridge. With gap bridging
-    (``bridge_fibers``, ends up to 2 radii apart joined when smooth), picking again with the same ONNX
-    model: tubes [2, 4, 3, 3] -> [2, 2, 2, 2], mean coverage 0.867 -> 0.928, precision 1.0 both."""
+    fibers. Gaps the 3x3 peak step leaves along a fiber's heatmap ridge are bridged
+    (``objects.bridge_fibers``), so each fiber is traced as one tube, rarely two."""
     from epick.runtime.evaluate import fiber_metrics
 
     picks = bo.run_pipeline(tmp_path, "fiber")
@@ -118,11 +109,10 @@ def test_fibers_end_to_end_points_follow_the_true_polylines(tmp_path):
     assert np.mean([m["coverage"] for m in rows]) > 0.75
 
 
-# ---------------------------------------------------------------- bug: STAR diameter not kept in the model
+# ---------------------------------------------------------------- the diameter of STAR files
 def test_model_keeps_the_diameter_of_star_files_so_fiber_box_output_works(tmp_path):
-    """Trained without --diameter on STAR files that carry `# diameter_px`, the model file had no
-    particle diameter, so `epick pick --format box` failed on every micrograph ("box writing needs the
-    particle size"). Now the model keeps it (original pixels) and fibers get start/end boxes of that size."""
+    """Trained without --diameter on STAR files that carry `# diameter_px`, the model keeps that
+    diameter (original pixels), so `epick pick --format box` writes fiber start/end boxes of that size."""
     import json
 
     from epick.trainer.modelfile import read_model_file

@@ -75,3 +75,26 @@ def test_suite_continual10_layout(tmp_path):
     full = (tmp_path / "fiber" / "test" / "fiber_001.star").read_bytes()
     assert (tmp_path / "only" / "fiber" / "test" / "fiber_001.star").read_bytes() == full
     assert main(["simulate", "suite", "continual10", str(tmp_path / "bad"), "--only", "nope"]) == 2
+
+
+def test_simulate_list_says_how_to_provide_the_atomic_models(tmp_path):
+    """Without a folder of atomic models, `epick simulate list` names the option and the variable
+    instead of an error class; with --atomic-models the pdb-* types get their diameters."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import shared_data_dir
+
+    env = {k: v for k, v in os.environ.items() if k not in ("EPICK_ATOMIC_MODELS", "EPICK_SHARED_DATA")}
+    code = "import sys; from epick.runtime.cli import main; sys.exit(main(['simulate', *sys.argv[1:], 'list']))"
+    run = lambda *a: subprocess.run([sys.executable, "-c", code, *a], env=env, capture_output=True,  # noqa: E731
+                                    text=True, timeout=120, cwd=tmp_path)
+    bare = run()
+    assert bare.returncode == 0, bare.stderr
+    line = next(x for x in bare.stdout.splitlines() if x.startswith("pdb-6z6u"))
+    assert "?" in line and "Problem" not in bare.stdout
+    assert "--atomic-models DIR" in bare.stdout and "EPICK_ATOMIC_MODELS=DIR" in bare.stdout
+    given = run("--atomic-models", str(shared_data_dir() / "atomic_models"))
+    line = next(x for x in given.stdout.splitlines() if x.startswith("pdb-6z6u"))
+    assert "nm" in line and "kDa" in line and "EPICK_ATOMIC_MODELS" not in given.stdout

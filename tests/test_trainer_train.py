@@ -96,13 +96,14 @@ def test_cli_trains_and_resumes(tmp_path, old_run):
     out = tmp_path / "cli.epick"
     args = ["train", "--data", str(mics), str(stars), "apos", "--diameter", "16", "-o", str(out), "--epochs", "1",
             "--crop", "128", "--width", "0.25", "--target-width", "256", "--val-fraction", "0", "--quiet"]
-    assert main(args) == 0
+    assert main(args + ["--keep-checkpoint"]) == 0
     ckpt = out.with_name(out.name + ".ckpt")
     assert out.is_file() and ckpt.is_file()
     two_epochs = [("2" if a == "1" else a) for a in args] + ["--resume"]  # --epochs 1 -> 2
     assert main(two_epochs) == 0
     log = read_model_file(out).metadata["training"]["log"]
     assert [row["epoch"] for row in log] == [1, 2]  # epoch 1 came from the checkpoint
+    assert not ckpt.exists()        # a finished run removes its checkpoint unless --keep-checkpoint
     # a finetune without a model is refused with a one-line error (exit 2)
     assert main(["train", "--mode", "finetune", "--data", str(mics), str(stars), "-o", str(out)]) == 2
 

@@ -64,6 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model on a CPU) (default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT.ckpt after an interruption")
+    parser.add_argument("--keep-checkpoint", action="store_true",
+                        help="keep OUTPUT.ckpt after a successful run (default: removed once OUTPUT is written)")
     parser.add_argument("--ddp", action="store_true",
                         help="one process of a multi-GPU job: torchrun --nproc_per_node N --no-python epick train ... "
                              "--ddp (NCCL on GPUs, gloo on CPUs); --batch-size is the global batch, split over the "
@@ -92,7 +94,7 @@ def dataset_specs(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Train and write the model file; prints a one-line summary."""
-    from .train import TrainConfig, train_model
+    from .train import TrainConfig, checkpoint_path, train_model
 
     config = TrainConfig(mode=args.mode, object_type=args.object_type, epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, lr_steps=tuple(args.lr_steps) if args.lr_steps else None, crop=args.crop,
@@ -115,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
             if not ctx.is_main:
                 return 0
             print(f"epick train: {ctx.world} processes ({ctx.device.type}), global batch {config.batch_size}")
+    if not args.keep_checkpoint:   # only a finished run gets here: nothing left to resume
+        checkpoint_path(path).unlink(missing_ok=True)
     ap = "n/a" if result.best_ap is None else f"{result.best_ap:.3f}"
     print(f"wrote {path} (best epoch {result.best_epoch + 1}, validation AP {ap})")
     return 0

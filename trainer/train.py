@@ -348,6 +348,12 @@ def train_samples(samples: Sequence[Sample], config: TrainConfig, output: str | 
     return save_model(output, network, meta, exemplars), result
 
 
+def checkpoint_path(output: str | Path) -> Path:
+    """Where training towards the model file ``output`` checkpoints: ``<output>.ckpt``."""
+    output = Path(output)
+    return output.with_name(output.name + ".ckpt")
+
+
 def train_model(specs: Sequence[DatasetSpec], config: TrainConfig, output: str | Path, *,
                 init_model: str | Path | None = None, resume: bool = False) -> tuple[Path, FitResult]:
     """Read the datasets (preprocessed with the model's settings), train, write ``output``.
@@ -375,4 +381,4 @@ def train_model(specs: Sequence[DatasetSpec], config: TrainConfig, output: str |
     output = Path(output)
     return train_samples(samples, config, output, init=init, preprocess=params.to_dict(),
                          particle_diameter=diameters[-1] if diameters else None,
-                         checkpoint=output.with_name(output.name + ".ckpt"), resume=resume)
+                         checkpoint=checkpoint_path(output), resume=resume)

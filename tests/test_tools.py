@@ -1,12 +1,16 @@
-"""Recipe helpers (README sections, 8-bit JPEG micrographs, the beta-gal split) and the bundled demo assets."""
+"""Build tools (``tools/``, not installed): README sections, 8-bit JPEG micrographs, the beta-gal
+split, and the bundled demo assets they made."""
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from epick.runtime.errors import FileProblem
-from epick.trainer.recipes.betagal import split
-from epick.trainer.recipes.steps import save_jpeg, write_section
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # tools/ sits beside the packages
+from tools.betagal import split  # noqa: E402
+from tools.steps import save_jpeg, write_section  # noqa: E402
 
 
 def test_sections_are_replaced_in_place_and_others_kept(tmp_path):

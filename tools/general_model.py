@@ -1,7 +1,7 @@
 """Recipe: train the general model (issue 16), checkpointed and resumable, and score it on real data.
 
-    python -m epick.trainer.recipes.general_model sim     --work W [--n-sim 96 --epochs 4]
-    python -m epick.trainer.recipes.general_model shipped --work W [--epochs 2] [--leave-out SET]
+    python -m tools.general_model sim     --work W [--n-sim 96 --epochs 4]
+    python -m tools.general_model shipped --work W [--epochs 2] [--leave-out SET]
 
 ``sim``: a narrow (width 0.25) particle-size-mode model (particle_px 16, crops 128) trained only on simulated
 micrographs (``epick.trainer.general_data.simulated_samples``): its AP on the real sets is the
@@ -102,7 +102,7 @@ def bundle(work: Path, stage: str, out_dir: Path, record: dict) -> dict:
 
     from epick.trainer.data import split_validation
     from epick.trainer.modelfile import read_model_file, save_model
-    from epick.trainer.recipes.steps import epick
+    from .steps import epick
 
     model = read_model_file(work / f"{stage}.epick")
     samples = sim_cache(work, record["n_sim"], record["config"]["seed"])

@@ -1,7 +1,7 @@
 """Train a narrow model on 10 real beta-galactosidase micrographs (EMPIAR-10017, shared data) and
 test it on the other 4 with `epick pick` + `epick eval`.
 
-    python -m epick.trainer.recipes.betagal OUT_DIR [--data DIR] [--work DIR] [--epochs N]
+    python -m tools.betagal OUT_DIR [--data DIR] [--work DIR] [--epochs N]
 
 The 14 micrographs are sorted by name (= acquisition time); the first 10 train (2 of them hold out
 validation AP for choosing the best epoch), the last 4 are the test set. The data are never copied:
@@ -58,7 +58,7 @@ def readme(record: dict) -> str:
     best = record.get("val_ap")
     return f"""## Real beta-galactosidase model (`betagal` recipe)
 
-Built by `python -m epick.trainer.recipes.betagal OUT` ({record["date"]}) from the 14 EMPIAR-10017
+Built by `python -m tools.betagal OUT` ({record["date"]}) from the 14 EMPIAR-10017
 micrographs of the shared data (4096 x 4096 8-bit JPEG, particle diameter {DIAMETER_PX:g} px; not shipped here).
 Sorted by name, the first 10 train (the trainer holds 2 of them out for validation AP, best
 {"-" if best is None else f"{best:.3f}"}); the last 4 are the test set: {", ".join(record["test_micrographs"])}.
@@ -84,7 +84,7 @@ likely real particles; precision is a lower bound.
 
 def main(argv: list[str] | None = None) -> int:
     """Split, train, export, pick and evaluate (see the module docstring)."""
-    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m epick.trainer.recipes.betagal", description=__doc__,
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m tools.betagal", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="folder for betagal_model.onnx and README.md (e.g. runtime/demo)")
     parser.add_argument("--data", type=Path, default=None, help="the empiar10017_betagal folder")

@@ -2,7 +2,7 @@
 beta-galactosidase-like micrographs, its ONNX export, three held-out demo micrographs (8-bit JPEG)
 with their truth STAR files, and a README that records how each was made and the AP reached.
 
-    python -m epick.trainer.recipes.demo_assets OUT_DIR [--work DIR] [--epochs N] [--threads N]
+    python -m tools.demo_assets OUT_DIR [--work DIR] [--epochs N] [--threads N]
 
 Every step is an `epick` command (printed, and quoted in the README); the scratch folder keeps the
 simulated MRC training set, the .epick model, the picks and the evaluation JSON.
@@ -76,7 +76,7 @@ def readme(out: Path, record: dict) -> str:
     commands = "\n".join(record["commands"])
     return f"""## Simulated demo (`demo_assets` recipe)
 
-Built by `python -m epick.trainer.recipes.demo_assets OUT` ({record["date"]}).
+Built by `python -m tools.demo_assets OUT` ({record["date"]}).
 Everything here is simulated with `epick simulate` (no real data): {PARTICLE}-like particles
 (diameter {particle_diameter_px()} px), {SIZE} x {SIZE} px at {PIXEL_SIZE} A/px, per-particle SNR {SNR}, default realism
 (CTF, shot noise, ice, junk, occasional carbon and contamination).
@@ -109,7 +109,7 @@ pick commands.
 
 TITLE = """# Demo assets
 
-Built by the recipes in `epick/trainer/recipes/`; each section below is rewritten by its recipe.
+Built by the scripts in `tools/` (run from the repository root); each section below is rewritten by its script.
 Two models live here: `demo_model.onnx` goes with the simulated demo micrographs (`betagal_0009*.jpg`);
 `betagal_model.onnx` is for real EMPIAR-10017-like beta-gal micrographs
 (`epick pick --model .../betagal_model.onnx MICROGRAPHS --out DIR`). A demo that takes "the" bundled
@@ -126,7 +126,7 @@ def write_readme(out: Path, record: dict) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Build every demo asset into OUT_DIR (see the module docstring)."""
-    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m epick.trainer.recipes.demo_assets", description=__doc__,
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m tools.demo_assets", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="asset folder (e.g. runtime/demo)")
     parser.add_argument("--work", type=Path, default=None,
