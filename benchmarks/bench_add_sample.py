@@ -78,7 +78,7 @@ def main(argv=None) -> int:
         out = work / f"{mode}.epick"
         t0 = time.perf_counter()
         epick("train", "--mode", mode, "--model", args.model, "--data", train_dir, train_dir, args.new,
-              "-o", out, "--epochs", args.epochs, "--lr", args.lr, "--crop", 128, "--val-fraction", 0.15,
+              "-o", out, "--epochs", args.epochs, "--lr", args.lr, "--crop", 192, "--val-fraction", 0.15,
               "--quiet")
         report.add(f"epick train --mode {mode}", time.perf_counter() - t0)
         rows[mode] = scores(out)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-PARTICLE_PX = 16.0
-CROP = 128
+PARTICLE_PX = 24.0
+CROP = 192
 # held-out micrographs of each real set, never trained on by any stage: the last N by name (for
 # EMPIAR-10017 the same 4 the bundled betagal model held out)
 N_HELD_OUT = {"betagal": 4, "empiar10947": 3}
@@ -52,11 +52,11 @@ def sim_cache(work: Path, n: int, seed: int):
     if path.is_file():
         z = np.load(path)
         meta = json.loads(str(z["meta"]))
-        return [Sample(m["name"], m["dataset"], z[f"img{i}"], z[f"pts{i}"], diameter=m["diameter"], extra=m["extra"])
-                for i, m in enumerate(meta)]
+        return [Sample(m["name"], m["dataset"], z[f"img{i}"], z[f"pts{i}"], diameter=m["diameter"],
+                       scale=m.get("scale", m.get("extra", {}).get("scale", 1.0))) for i, m in enumerate(meta)]
     samples = simulated_samples(n, params(), seed=seed)
     arrays = {f"img{i}": s.image for i, s in enumerate(samples)} | {f"pts{i}": s.points for i, s in enumerate(samples)}
-    meta = [{"name": s.name, "dataset": s.dataset, "diameter": s.diameter, "extra": s.extra} for s in samples]
+    meta = [{"name": s.name, "dataset": s.dataset, "diameter": s.diameter, "scale": s.scale} for s in samples]
     np.savez(path, meta=json.dumps(meta), **arrays)
     return samples
 
@@ -105,7 +105,7 @@ def bundle(work: Path, stage: str, out_dir: Path, record: dict) -> dict:
     from .steps import epick
 
     model = read_model_file(work / f"{stage}.epick")
-    samples = sim_cache(work, record["n_sim"], record["config"]["seed"])
+    samples = sim_cache(work, record["n_sim"], record["config"]["seed"])[:record.get("sim_keep") or None]
     for real in record["real_sets"]:
         samples += real_split(real, held_out=False)
     _, val = split_validation(samples, record["config"]["val_fraction"], record["config"]["seed"])
@@ -137,6 +137,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lr-steps", type=int, nargs="*", default=None, help="epochs where lr drops 10x")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--sim-keep", type=int, default=None,
+                    help="shipped: train on only the first N simulated micrographs beside the real ones")
     ap.add_argument("--leave-out", choices=("betagal", "empiar10947"), help="shipped: train without this real set")
     ap.add_argument("--tag", default="", help="suffix of the output names")
     args = ap.parse_args(argv)
@@ -155,6 +157,7 @@ def main(argv=None) -> int:
     samples = sim_cache(args.work, args.n_sim, args.seed)
     init = None
     if args.stage == "shipped":
+        samples = samples[:args.sim_keep] if args.sim_keep else samples
         for real in ("betagal", "empiar10947"):
             if real != args.leave_out:
                 samples += real_split(real, held_out=False)
@@ -173,7 +176,7 @@ def main(argv=None) -> int:
     scores = score_all(model.network, args.leave_out)
     record = {"stage": args.stage, "model": str(path), "leave_out": args.leave_out, "config": asdict(config),
               "datasets": sorted({s.dataset for s in samples}), "n_train_micrographs": len(samples),
-              "n_sim": args.n_sim, "real_sets": [r for r in ("betagal", "empiar10947")
+              "n_sim": args.n_sim, "sim_keep": args.sim_keep, "real_sets": [r for r in ("betagal", "empiar10947")
                                                    if args.stage == "shipped" and r != args.leave_out],
               "seconds": {"data": t_data, "train": t_train}, "best_epoch": result.best_epoch + 1,
               "val_ap": result.best_ap, "log": result.log, "scores": scores,

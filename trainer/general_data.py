@@ -69,7 +69,7 @@ def simulated_samples(n: int, params, *, seed: int = 0, size: int = 768, render_
         u8, tr = preprocess(image, params.with_diameter(d))
         u, v = tr.to_network(sim.truth.x, sim.truth.y)
         out.append(Sample(f"{dataset}_{i:04d}", dataset, u8, np.stack([u, v], 1), diameter=d / tr.scale_x,
-                          extra={"scale": float(tr.scale_x), "type": kind, "diameter_px": d}))
+                          scale=float(tr.scale_x)))
     return out
 
 
@@ -89,8 +89,7 @@ def real_samples(name: str, params, *, names: Sequence[str] | None = None, datas
         u8, tr = preprocess(mic.data, params.with_diameter(float(truth.diameter)))
         u, v = tr.to_network(truth.x, truth.y)
         out.append(Sample(path.stem, dataset or name, u8, np.stack([u, v], 1),
-                          diameter=float(truth.diameter) / tr.scale_x,
-                          extra={"scale": float(tr.scale_x), "diameter_px": float(truth.diameter)}))
+                          diameter=float(truth.diameter) / tr.scale_x, scale=float(tr.scale_x)))
     return out
 
 
