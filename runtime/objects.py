@@ -25,14 +25,11 @@ DEFAULT_BRIDGE_FACTOR = 2.0  # gap bridging: join tube ends up to this many trac
 
 # ---------------------------------------------------------------- shared helpers
 def original_shape(transform, shape: tuple[int, int] | None) -> tuple[int, int]:
-    """(ny, nx) of the original micrograph: ``shape`` when given, else read from the transform."""
-    if shape is not None:
-        return int(shape[0]), int(shape[1])
-    for name in ("original_shape", "shape_original", "input_shape", "shape"):
-        value = getattr(transform, name, None)
-        if value is not None and len(value) == 2:
-            return int(value[0]), int(value[1])
-    raise ValueError("the original micrograph shape is unknown: pass shape=(ny, nx)")
+    """(ny, nx) of the original micrograph: ``shape`` when given, else the transform's ``original_shape``."""
+    shape = shape if shape is not None else getattr(transform, "original_shape", None)
+    if shape is None:
+        raise ValueError("the original micrograph shape is unknown: pass shape=(ny, nx)")
+    return int(shape[0]), int(shape[1])
 
 
 def pixel_scale(transform) -> tuple[float, float]:

@@ -48,13 +48,6 @@ def frequency_grid(shape: tuple[int, int], pixel_size: float, real: bool = True)
     return kx, ky
 
 
-def ctf_gamma(k2: np.ndarray, defocus_a, p: CTFParams) -> np.ndarray:
-    """Phase aberration gamma(k) for squared frequency ``k2`` (1/A^2) and defocus (A)."""
-    lam = electron_wavelength_a(p.voltage_kv)
-    cs = p.cs_mm * 1e7
-    return np.pi * lam * defocus_a * k2 - 0.5 * np.pi * cs * lam ** 3 * k2 * k2
-
-
 def ctf_2d(shape: tuple[int, int], pixel_size: float, p: CTFParams, real: bool = True) -> np.ndarray:
     """The CTF (with B-factor envelope) on the rfft2 grid of an image of ``shape``, float32.
 

@@ -88,18 +88,3 @@ def smooth_field(rng: np.random.Generator, shape: tuple[int, int], cells: int = 
     f = weights(ny) @ g.astype(np.float32) @ weights(nx).T
     f -= f.mean()
     return f / max(float(f.std()), 1e-12)
-
-
-def disk_mask(shape: tuple[int, int], xs: np.ndarray, ys: np.ndarray, radius: float) -> np.ndarray:
-    """Boolean image, True within ``radius`` px of any centre (xs, ys)."""
-    mask = np.zeros(shape, dtype=bool)
-    r = int(np.ceil(radius))
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-    stamp = (xx * xx + yy * yy) <= radius * radius
-    for cx, cy in zip(np.round(xs).astype(int), np.round(ys).astype(int)):
-        y0, x0 = cy - r, cx - r
-        ys0, xs0 = max(0, -y0), max(0, -x0)
-        ye, xe = min(2 * r + 1, shape[0] - y0), min(2 * r + 1, shape[1] - x0)
-        if ye > ys0 and xe > xs0:
-            mask[y0 + ys0:y0 + ye, x0 + xs0:x0 + xe] |= stamp[ys0:ye, xs0:xe]
-    return mask

@@ -16,8 +16,8 @@ from test_trainer_common import KINDS, write_dataset
 
 PARAMS = PreprocessParams(target_width=256)
 OLD, NEW = "apo", "virus"  # particle kinds of test_trainer_common: learnt first, then added
-# 4 random crops per micrograph per epoch (~70 Adam steps for OLD), lr / 10 only after epoch 10. With 2 crops
-# fine-tuning forgot too little to show (old AP 0.82 vs continual 0.98); with 4: 0.25 vs 0.99.
+# 4 random crops per micrograph per epoch (~70 Adam steps for OLD), lr / 10 only after epoch 10: enough
+# steps on the new particle for fine-tuning to forget the old one.
 FAST = dict(crop=128, width=0.25, target_width=256, lr=2e-3, progress=False, repeats=4, lr_steps=(10,))
 
 

@@ -19,10 +19,25 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-DLA34_LEVELS = (1, 1, 1, 2, 2, 1)
-DLA34_CHANNELS = (16, 32, 64, 128, 256, 512)
+
+
+@dataclass(frozen=True)
+class Level:
+    """One level of the DLA-34 backbone: a conv stage or an aggregation tree of ``depth`` levels."""
+
+    kind: str          # "conv" (3x3 Conv-BN-ReLU) or "tree" (hierarchical aggregation of BasicBlocks)
+    depth: int         # tree depth (conv: 1)
+    channels: int      # output channels at width 1.0
+    stride: int        # relative to the previous level (the level's output stride is the product)
+    level_root: bool   # tree: its root also aggregates the level's (downsampled) input
+
+
+# DLA-34 (Yu et al. 2018; the CenterNet detector) after a 7x7 base conv of 16 channels at stride 1
+DLA34 = (Level("conv", 1, 16, 1, False), Level("conv", 1, 32, 2, False), Level("tree", 1, 64, 2, False),
+         Level("tree", 2, 128, 2, True), Level("tree", 2, 256, 2, True), Level("tree", 1, 512, 2, True))
+DLA34_CHANNELS = tuple(level.channels for level in DLA34)
 HEATMAP_BIAS = -2.19  # sigmoid(-2.19) ~ 0.1: the CenterNet prior for the heatmap head
-FIRST_LEVEL = 2  # output stride 4 = 2 ** FIRST_LEVEL
+FIRST_LEVEL = 2  # the neck's output level: stride 4 = 2 ** FIRST_LEVEL (levels 1..FIRST_LEVEL halve)
 MAX_WIDTH = 2.0        # channel multiplier (1.0 = DLA-34; 2.0 has about 4 x its weights)
 MAX_HEAD_CONV = 2048
 
@@ -163,24 +178,28 @@ class Tree(nn.Module):
 
 
 class DLA34(nn.Module):
-    """DLA-34 backbone for one input channel; returns the six level outputs (strides 1..32)."""
+    """DLA-34 backbone for one input channel, built from ``levels`` (``DLA34``) with ``channels``
+    (after the width multiplier); returns every level's output (strides 1..32)."""
 
-    def __init__(self, channels: tuple[int, ...]):
+    def __init__(self, channels: tuple[int, ...], levels: tuple[Level, ...] = DLA34):
         super().__init__()
-        c = channels
-        self.base_layer = ConvBNReLU(1, c[0], 7)
-        self.level0 = ConvBNReLU(c[0], c[0], 3)
-        self.level1 = ConvBNReLU(c[0], c[1], 3, stride=2)
-        self.level2 = Tree(DLA34_LEVELS[2], c[1], c[2], 2, level_root=False)
-        self.level3 = Tree(DLA34_LEVELS[3], c[2], c[3], 2, level_root=True)
-        self.level4 = Tree(DLA34_LEVELS[4], c[3], c[4], 2, level_root=True)
-        self.level5 = Tree(DLA34_LEVELS[5], c[4], c[5], 2, level_root=True)
+        self.base_layer = ConvBNReLU(1, channels[0], 7)
+        self.names = []
+        c_in = channels[0]
+        for i, (level, c_out) in enumerate(zip(levels, channels)):
+            if level.kind == "conv":
+                module = ConvBNReLU(c_in, c_out, 3, stride=level.stride)
+            else:
+                module = Tree(level.depth, c_in, c_out, level.stride, level_root=level.level_root)
+            self.add_module(f"level{i}", module)   # state-dict keys level0.* .. level5.*
+            self.names.append(f"level{i}")
+            c_in = c_out
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.base_layer(x)
         outs = []
-        for level in (self.level0, self.level1, self.level2, self.level3, self.level4, self.level5):
-            x = level(x)
+        for name in self.names:
+            x = getattr(self, name)(x)
             outs.append(x)
         return outs
 
@@ -207,7 +226,7 @@ class IDAUp(nn.Module):
         self.node = nn.ModuleList()
         for c, f in zip(channels[1:], factors[1:]):
             self.proj.append(ConvBNReLU(c, c_out))
-            self.up.append(bilinear_upsampler(c_out, int(f)) if f > 1 else nn.Identity())
+            self.up.append(bilinear_upsampler(c_out, int(f)))
             self.node.append(ConvBNReLU(c_out, c_out))
 
     def forward(self, layers: list[torch.Tensor], start: int, end: int) -> None:
