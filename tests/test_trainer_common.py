@@ -52,3 +52,25 @@ def write_dataset(folder: Path, kind: str, n_mics: int, seed: int, n_particles: 
         write_picks([Picks(name, pts[keep, 0], pts[keep, 1], diameter=KINDS[kind], shape=sim.image.shape)],
                     stars / f"{name}.star", diameter=KINDS[kind])
     return mics, stars
+
+
+def write_mixed_dataset(folder: Path, kind: str, other: str, n_mics: int, seed: int,
+                        n_particles: int = 30) -> tuple[Path, Path]:
+    """Like ``write_dataset`` for ``kind``, but each micrograph also holds ``n_particles`` of ``other``
+    that are left unlabelled (the sum of two simulated micrographs): a new sample whose grids also
+    carry the old particle, so a model trained on its labels alone learns to ignore the old one."""
+    from epick.runtime.io.coordinates import write_picks
+    from epick.runtime.io.micrograph import write_mrc
+
+    mics, stars = folder / "mics", folder / "stars"
+    mics.mkdir(parents=True, exist_ok=True)
+    stars.mkdir(parents=True, exist_ok=True)
+    for i in range(n_mics):
+        sim, pts = simulate(kind, n_particles, seed * 1000 + i)
+        background, _ = simulate(other, n_particles, seed * 1000 + 500 + i)
+        image = (sim.image + background.image).astype(np.float32)
+        name = f"{kind}+{other}_{seed}_{i:03d}"
+        write_mrc(mics / f"{name}.mrc", image, pixel_size=sim.params["pixel_size_a"])
+        write_picks([Picks(name, pts[:, 0], pts[:, 1], diameter=KINDS[kind], shape=image.shape)],
+                    stars / f"{name}.star", diameter=KINDS[kind])
+    return mics, stars

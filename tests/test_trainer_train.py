@@ -12,7 +12,7 @@ from epick.trainer.modelfile import read_model_file
 from epick.trainer.train import DatasetSpec, TrainConfig, fit, train_model
 from epick.trainer.validate import evaluate_samples
 from epick.trainer.network import NetworkConfig, build_detector
-from test_trainer_common import KINDS, write_dataset
+from test_trainer_common import KINDS, write_dataset, write_mixed_dataset
 
 PARAMS = PreprocessParams(target_width=256)
 OLD, NEW = "apo", "virus"  # particle kinds of test_trainer_common: learnt first, then added
@@ -60,7 +60,10 @@ def test_trained_model_reaches_ap_on_held_out_micrographs(old_run):
 
 def test_continual_learning_forgets_less_than_finetuning(old_run):
     base, _, test_old, tmp = old_run
-    new = write_dataset(tmp / "new", NEW, 8, seed=2)
+    # the new sample's micrographs also carry unlabelled OLD particles, as grids of a second sample
+    # often do: training on its labels alone teaches the network to ignore the old particle
+    new = write_mixed_dataset(tmp / "new", NEW, OLD, 8, seed=2)
+    before = evaluate_samples(read_model_file(base).network, test_old)["ap"]
     test_new = load_dataset(*write_dataset(tmp / "new_test", NEW, 3, seed=4), PARAMS, dataset=NEW,
                             diameter=KINDS[NEW], progress=False)
     spec = DatasetSpec(NEW, [new[0]], [new[1]], diameter=KINDS[NEW])
@@ -74,7 +77,10 @@ def test_continual_learning_forgets_less_than_finetuning(old_run):
         assert model.metadata["history"][1]["mode"] == mode
         assert {e.dataset for e in model.exemplars} == {OLD, NEW}
     assert ap["finetune"][1] > 0.5 and ap["continual"][1] > 0.3  # both learned the new particle
-    assert ap["continual"][0] > ap["finetune"][0] + 0.3  # ... but fine-tuning forgot the old one
+    # continual learning keeps the old particle (the target: forgetting <= 0.03 AP) and forgets
+    # less than fine-tuning (measured once with other background seeds: old AP 0.99 continual, 0.87 fine-tuned)
+    assert before - ap["continual"][0] <= 0.03
+    assert ap["continual"][0] > ap["finetune"][0] + 0.05
 
 
 def test_training_is_deterministic_for_a_seed(old_run):
