@@ -3,7 +3,7 @@ global batches, and a run checkpointed by 2 processes resumes on 1.
 
 "Equal" is judged on what the model computes: the heatmap logits of the two trained networks on
 held-out images differ by less than TOL of how far training moved them from the initial network,
-||f_a(x) - f_b(x)|| / ||f_a(x) - f_0(x)|| < 1e-2 (measured ~1e-4). Parameters are not compared
+||f_a(x) - f_b(x)|| / ||f_a(x) - f_0(x)|| < 2e-3 (measured 1.3e-4). Parameters are not compared
 element-wise: Adam's first steps move every weight by ~lr * sign(gradient), so weights whose
 gradient is ~0 (the 2 x 2 maps of the last level at a 64-px crop) take a +-lr step decided by
 float rounding in either run without changing what the network computes.
@@ -20,7 +20,7 @@ import torch
 
 from epick.trainer.data import Sample
 
-TOL = 1e-2
+TOL = 2e-3
 CROP = 64
 
 
@@ -149,8 +149,8 @@ def runs(tmp_path_factory):
 
 @pytest.mark.slow   # 2 spawned processes + 4 short trainings: ~15 s alone, minutes on the shared 2 cores
 def test_two_ranks_train_the_one_rank_model(runs):
-    """1 epoch = 3 steps. Measured: 1e-4; with per-rank loss normalisation 0.055, with per-rank
-    BatchNorm statistics 0.14 (so TOL = 1e-2 tells them apart)."""
+    """1 epoch = 3 steps. Measured: 1.3e-4; with per-rank loss normalisation (DDP's plain average
+    of per-rank losses) 8.9e-3, with per-rank BatchNorm statistics 0.032: TOL = 2e-3 tells them apart."""
     assert runs["one"].epoch == runs["two"].epoch == 0 and set(runs["two"].net) == set(runs["one"].net)
     d = difference(runs["one"].net, runs["two"].net)
     assert d < TOL, d
@@ -236,7 +236,7 @@ def test_torchrun_epick_train_ddp_writes_one_model(tmp_path):
            sys.executable, "-m", "epick.runtime.cli", "train", "--data", str(mics), str(stars), "apo",
            "--diameter", str(KINDS["apo"]), "--epochs", "2", "--batch-size", "2", "--crop", "128",
            "--width", "0.125", "--target-width", "256", "--val-fraction", "0", "--device", "cpu", "--quiet",
-           "-o", str(out), "--ddp"]
+           "-o", str(out), "--ddp", "--keep-checkpoint"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
