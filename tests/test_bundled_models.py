@@ -63,3 +63,20 @@ def test_epick_models_lists_the_bundled_models(capsys):
         assert m.name in out
     assert main(["models", "--json"]) == 0
     assert isinstance(json.loads(capsys.readouterr().out), list)
+
+
+def test_pick_without_model_uses_the_bundled_general_model(tmp_path, shared_data, capsys):
+    from epick.runtime.cli import main
+    from epick.runtime.io.coordinates import read_picks
+
+    if not bundled.bundled_models():
+        pytest.skip("no bundled models in this checkout")
+    folder = shared_data / "empiar10947"
+    if not folder.is_dir():
+        pytest.skip(f"shared data not found: {folder}")
+    mic = sorted(folder.glob("*.png"))[0]
+    assert main(["pick", str(mic), "--out", str(tmp_path), "--diameter", "60", "--threads", "1", "--quiet"]) == 0
+    assert "general.onnx" in capsys.readouterr().err
+    picks = read_picks(tmp_path / f"{mic.stem}_autopick.star")[0]
+    truth = read_picks(mic.with_suffix(".star"))[0]
+    assert 0.3 * len(truth) < len(picks) < 3 * len(truth)   # a real micrograph of ~200-300 particles
