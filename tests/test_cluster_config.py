@@ -22,8 +22,10 @@ def slurm_settings():
         yield slurm
 
 
-def test_documented_slurm_config_gives_one_gpu_worker_per_job(slurm_settings):
+def test_documented_slurm_config_gives_one_gpu_worker_per_job(slurm_settings, tmp_path, monkeypatch):
     from epick.runtime.distributed.dask_pick import slurm_cluster
+
+    monkeypatch.chdir(tmp_path)  # dask-jobqueue creates the (relative) log directory where it starts
 
     cluster = slurm_cluster()
     try:
