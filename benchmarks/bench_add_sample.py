@@ -23,12 +23,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # tools/ beside the packages
 from _report import Report  # noqa: E402
 
 
 def link_training_set(name: str, held_out: list[str], folder: Path) -> Path:
     """Symlink the training micrographs (+ STAR) of real set ``name`` into ``folder``."""
-    from epick.trainer.general_data import REAL_SETS, shared_data
+    from tools.general_data import REAL_SETS, shared_data
 
     folder.mkdir(parents=True, exist_ok=True)
     for path in sorted((shared_data() / REAL_SETS[name]).iterdir()):
@@ -42,9 +43,8 @@ def main(argv=None) -> int:
     import torch
 
     from epick.runtime.preprocess import PreprocessParams
-    from epick.trainer.general_data import real_samples, score_samples, simulated_samples
+    from tools.general_data import real_samples, score_samples, simulated_samples
     from epick.trainer.modelfile import read_model_file
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # tools/ beside the packages
     from tools.general_model import held_out_names
     from tools.steps import epick
 

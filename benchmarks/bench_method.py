@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # tools/ beside the packages
 from _report import Report  # noqa: E402
 
 SIM_TYPES = ("ribosome", "proteasome", "apoferritin", "toxin", "virus", "betagal", "small", "chaperonin",
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
     import torch
 
     from epick.runtime.preprocess import PreprocessParams
-    from epick.trainer.general_data import REAL_SETS, real_samples, score_samples
+    from tools.general_data import REAL_SETS, real_samples, score_samples
     from epick.trainer.network import NetworkConfig, build_detector
     from epick.trainer.train import TrainConfig, fit
 

@@ -4,7 +4,7 @@
     python -m tools.general_model shipped --work W [--epochs 2] [--leave-out SET]
 
 ``sim``: a narrow (width 0.25) particle-size-mode model (particle_px 16, crops 128) trained only on simulated
-micrographs (``epick.trainer.general_data.simulated_samples``): its AP on the real sets is the
+micrographs (``tools.general_data.simulated_samples``): its AP on the real sets is the
 sim-to-real figure. ``shipped``: continues from the sim model on the simulated set plus the
 training micrographs of the real sets (``held_out_names``: the rest of each set is held out and
 never trained on); ``--leave-out SET`` drops that real set entirely (the honest generality
@@ -30,7 +30,7 @@ N_HELD_OUT = {"betagal": 4, "empiar10947": 3}
 
 def held_out_names(name: str) -> list[str]:
     """Stems of the held-out micrographs of real set ``name``."""
-    from epick.trainer.general_data import REAL_SETS, shared_data
+    from tools.general_data import REAL_SETS, shared_data
 
     stems = sorted(p.stem for p in (shared_data() / REAL_SETS[name]).iterdir() if p.suffix == ".star")
     return stems[-N_HELD_OUT[name]:]
@@ -46,7 +46,7 @@ def params():
 def sim_cache(work: Path, n: int, seed: int):
     """The simulated training set, simulated once and cached in ``work`` (npz, no pickle)."""
     from epick.trainer.data import Sample
-    from epick.trainer.general_data import simulated_samples
+    from tools.general_data import simulated_samples
 
     path = work / f"sim_{n}_{seed}_p{PARTICLE_PX:g}.npz"
     if path.is_file():
@@ -63,7 +63,7 @@ def sim_cache(work: Path, n: int, seed: int):
 
 def real_split(name: str, held_out: bool):
     """Training (held_out False) or held-out micrographs of a real set."""
-    from epick.trainer.general_data import REAL_SETS, real_samples, shared_data
+    from tools.general_data import REAL_SETS, real_samples, shared_data
 
     stems = sorted(p.stem for p in (shared_data() / REAL_SETS[name]).iterdir() if p.suffix == ".star")
     held = held_out_names(name)
@@ -72,7 +72,7 @@ def real_split(name: str, held_out: bool):
 
 def score_all(network, leave_out: str | None = None) -> dict:
     """Scores on every real set: all micrographs, and the held-out ones only."""
-    from epick.trainer.general_data import REAL_SETS, real_samples, score_samples
+    from tools.general_data import REAL_SETS, real_samples, score_samples
 
     out = {}
     for name in REAL_SETS:
@@ -85,7 +85,7 @@ def score_all(network, leave_out: str | None = None) -> dict:
 
 def choose_threshold(network, samples) -> tuple[float, dict]:
     """The score threshold with the best mean F1 over the datasets of the validation ``samples``."""
-    from epick.trainer.general_data import score_samples
+    from tools.general_data import score_samples
 
     per = {name: score_samples(network, [s for s in samples if s.dataset == name])
            for name in sorted({s.dataset for s in samples})}

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .data import Sample
+from epick.trainer.data import Sample
 
 REAL_SETS = {"betagal": "empiar10017_betagal", "empiar10947": "empiar10947"}
 PARAMETRIC_TYPES = ("ribosome", "proteasome", "apoferritin", "toxin", "virus", "betagal", "small", "chaperonin",
@@ -99,7 +99,7 @@ def score_samples(network, samples: Sequence[Sample], thresholds: Sequence[float
     from epick.runtime.evaluate import evaluate
     from epick.runtime.picks import Picks
 
-    from .validate import predict_peaks, truth_picks
+    from epick.trainer.validate import predict_peaks, truth_picks
 
     thresholds = list(thresholds if thresholds is not None else np.round(np.arange(0.05, 0.96, 0.05), 2))
     peaks = [predict_peaks(network, s.image) for s in samples]
