@@ -4,7 +4,7 @@ import pytest
 
 from epick.runtime.peaks import find_peaks
 from epick.trainer.augment import augment, flip_rotate, random_crop, Augmented
-from epick.trainer.targets import gaussian_radius, make_targets
+from epick.trainer.targets import gaussian_radius, make_targets, shifted_box_radius
 
 
 def test_targets_decode_back_to_the_centres_with_the_runtime_decoder():
@@ -30,6 +30,16 @@ def test_gaussian_splat_radius_grows_with_diameter_and_is_max_merged():
     row = t.heatmap[0, 7]
     assert row[7] == 1.0 and row[9] == 1.0 and 0 < row[8] < 1.0
     assert t.heatmap.min() == 0.0
+
+
+def test_objects_with_sizes_get_the_tighter_shifted_box_splat():
+    # a 100-px vesicle at stride 4 is 25 cells: shifted-box radius 0.093 d -> 2 (CenterNet's rule: 6)
+    assert shifted_box_radius(25) == 2 and shifted_box_radius(2) == 1
+    pts = np.array([[50.0, 50.0]])
+    particle = make_targets(pts, (128, 128), diameter=100.0)
+    vesicle = make_targets(pts, (128, 128), diameter=100.0, sizes=np.array([[100.0, 100.0]]))
+    assert (particle.heatmap[0] > 0).sum() == (2 * 6 + 1) ** 2
+    assert (vesicle.heatmap[0] > 0).sum() == (2 * 2 + 1) ** 2
 
 
 def test_size_targets_and_points_outside_are_skipped():
