@@ -647,13 +647,17 @@ def find_micrographs(paths: str | Path | Iterable[str | Path], problems: dict[st
     return sorted(found)
 
 
+def _regular_files(entries: list[Path], problems: dict[str, str] | None) -> list[Path]:
+    """The regular files among ``entries``; the others (broken links, FIFOs, ...) go to ``problems``."""
+    if problems is not None:
+        problems.update({str(p): _not_a_file(p) for p in entries if not p.is_file()})
+    return [p for p in entries if p.is_file()]
+
+
 def _expand(item: str | Path, item_path: Path, problems: dict[str, str] | None) -> list[Path]:
     """The micrographs one command-line item names (file, folder or pattern)."""
     if item_path.is_dir():
-        entries = [p for p in item_path.iterdir() if _has_micrograph_suffix(p)]
-        matches = [p for p in entries if p.is_file()]
-        if problems is not None:
-            problems.update({str(p): _not_a_file(p) for p in entries if not p.is_file()})
+        matches = _regular_files([p for p in item_path.iterdir() if _has_micrograph_suffix(p)], problems)
         if not matches:
             raise MicrographError(item_path, "is a folder with no micrographs",
                                   f"micrographs end in {', '.join(MICROGRAPH_SUFFIXES)}")
@@ -661,10 +665,8 @@ def _expand(item: str | Path, item_path: Path, problems: dict[str, str] | None) 
     if item_path.is_file():
         return [item_path]
     if glob.has_magic(str(item)) and not item_path.is_symlink():
-        entries = [Path(p) for p in glob.glob(os.path.expanduser(str(item))) if _has_micrograph_suffix(Path(p))]
-        matches = [p for p in entries if p.is_file()]
-        if problems is not None:
-            problems.update({str(p): _not_a_file(p) for p in entries if not p.is_file()})
+        matches = _regular_files([Path(p) for p in glob.glob(os.path.expanduser(str(item)))
+                                  if _has_micrograph_suffix(Path(p))], problems)
         if not matches:
             raise MicrographError(item, "matches no micrograph files", "check the pattern and the folder")
         return matches
