@@ -1,19 +1,20 @@
 """Training and test data of the general model (issue 16), as preprocessed ``Sample`` lists.
 
-- ``simulated_samples``: varied simulated micrographs (every particle type, diameters 28-110 px,
-  sparse to crowded, SNR drawn, the simulator's ice / carbon / contamination / junk), half of them
-  rendered as 8-bit images the way public data look: low-pass filtered (denoised look) and
-  quantised to 16-256 grey levels over a robust range (EMPIAR-10947's PNGs use ~20-30 levels,
-  EMPIAR-10017's JPEGs are denoised).
+- ``simulated_samples``: simulated micrographs of a ``SimRecipe`` (``LOOKALIKE``: beta-gal-like
+  particles of 31.6 px at 1024 px, the bundled demo model's recipe; ``VARIED``: every parametric
+  type, 16-64 px, SNR drawn, half of them rendered as 8-bit images the way public data look: low-pass
+  filtered (denoised look) and quantised to 16-256 grey levels over a robust range), each with the
+  simulator's ice / carbon / contamination / junk.
 - ``real_samples``: a real set of the shared data (``../shared/data``: EMPIAR-10017 beta-gal,
   EMPIAR-10947) with its STAR truth.
 
 Every image goes through the runtime's ``preprocess`` with the model's ``PreprocessParams``
-(particle-size mode: resampled so the particle diameter spans ``particle_px`` pixels).
+(fixed width, or the particle-size mode: resampled so the particle diameter spans ``particle_px`` pixels).
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -24,7 +25,6 @@ from epick.trainer.data import Sample
 REAL_SETS = {"betagal": "empiar10017_betagal", "empiar10947": "empiar10947"}
 PARAMETRIC_TYPES = ("ribosome", "proteasome", "apoferritin", "toxin", "virus", "betagal", "small", "chaperonin",
                     "spike", "dumbbell", "ring", "cage", "prolate", "lshape")
-DIAMETER_RANGE = (28.0, 110.0)  # particle diameter, original pixels of the simulated micrographs
 
 
 def shared_data() -> Path:
@@ -33,23 +33,53 @@ def shared_data() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def render_8bit(image: np.ndarray, rng: np.random.Generator, diameter_px: float) -> np.ndarray:
-    """An 8-bit rendering like public JPEG/PNG data: Gaussian low-pass (sigma 0-12 % of the
-    diameter), robust 0.5-99.5 % range, quantised to 16-256 levels (returned as float32 levels)."""
+def render_8bit(image: np.ndarray, rng: np.random.Generator, diameter_px: float,
+                lowpass: tuple[float, float] = (0.0, 0.12), levels: Sequence[int] = (16, 24, 32, 64, 256)
+                ) -> np.ndarray:
+    """An 8-bit rendering like public JPEG/PNG data: Gaussian low-pass (sigma drawn in ``lowpass`` x
+    the diameter), robust 0.5-99.5 % range, quantised to one of ``levels`` grey levels (returned as
+    float32 levels)."""
     from scipy.ndimage import gaussian_filter
 
-    sigma = float(rng.uniform(0.0, 0.12)) * diameter_px
+    sigma = float(rng.uniform(*lowpass)) * diameter_px
     img = gaussian_filter(image.astype(np.float32), sigma) if sigma > 0.3 else image.astype(np.float32)
     lo, hi = np.percentile(img, [0.5, 99.5])
-    levels = int(rng.choice([16, 24, 32, 64, 256]))
+    n_levels = int(rng.choice(list(levels)))
     q = np.clip((img - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
-    return (np.floor(q * (levels - 1) + 0.5) * (255.0 / (levels - 1))).astype(np.float32)
+    return (np.floor(q * (n_levels - 1) + 0.5) * (255.0 / (n_levels - 1))).astype(np.float32)
 
 
-def simulated_samples(n: int, params, *, seed: int = 0, size: int = 768, render_fraction: float = 0.5,
-                      types: Sequence[str] = PARAMETRIC_TYPES, dataset: str = "sim", progress: bool = True
-                      ) -> list[Sample]:
-    """``n`` varied simulated micrographs (types cycled) preprocessed with ``params`` as Samples."""
+@dataclass(frozen=True)
+class SimRecipe:
+    """What a simulated training set looks like. Sizes are pixels of the simulated micrograph, which
+    is simulated directly at the network scale (``size`` = the fixed-width mode's 1024)."""
+
+    types: tuple[str, ...] = ("betagal",)
+    diameter_px: tuple[float, float] = (31.6, 31.6)   # drawn log-uniformly
+    snr: tuple[float, float] = (0.4, 0.4)             # per-particle SNR, drawn log-uniformly
+    density: tuple[float, float] = (0.1, 0.4)         # area fraction covered, drawn uniformly
+    render_fraction: float = 0.0                      # share rendered as 8-bit public-data look-alikes
+    lowpass: tuple[float, float] = (0.0, 0.12)        # their low-pass sigma, x the diameter
+    levels: tuple[int, ...] = (16, 24, 32, 64, 256)   # their grey levels (one drawn per micrograph)
+    size: int = 1024
+
+
+# beta-gal-like particles at the scale of a 4096-px micrograph resampled to width 1024 (the recipe
+# of the bundled demo model, which transfers to both real sets)
+LOOKALIKE = SimRecipe()
+# every parametric type, 16-64 px, SNR 0.15-0.6, half rendered as 8-bit images
+VARIED = SimRecipe(types=PARAMETRIC_TYPES, diameter_px=(16.0, 64.0), snr=(0.15, 0.6), render_fraction=0.5)
+# faint, larger, crowded particles in few grey levels, like binned contrast-stretched PNG data
+FAINT = SimRecipe(types=("betagal", "apoferritin", "proteasome", "ribosome"), diameter_px=(32.0, 64.0),
+                  snr=(0.1, 0.3), density=(0.3, 0.5), render_fraction=1.0, lowpass=(0.0, 0.0), levels=(16, 24, 32))
+RECIPES = {"lookalike": LOOKALIKE, "varied": VARIED, "faint": FAINT}
+
+
+def simulated_samples(n: int, params, *, seed: int = 0, recipe: SimRecipe = LOOKALIKE, dataset: str = "sim",
+                      prefix: str | None = None, progress: bool = True) -> list[Sample]:
+    """``n`` simulated micrographs of ``recipe`` (types cycled; micrograph i has simulator seed
+    ``seed * 1000 + i`` and the name ``<prefix><i>``, prefix default ``<dataset><seed>_``)
+    preprocessed with ``params`` as Samples."""
     from tqdm import tqdm
 
     from epick.runtime.preprocess import preprocess
@@ -57,18 +87,20 @@ def simulated_samples(n: int, params, *, seed: int = 0, size: int = 768, render_
     from epick.simulator.particles import particle_diameter_a
 
     rng = np.random.default_rng(seed)
+    log_uniform = lambda lo_hi: float(np.exp(rng.uniform(*np.log(lo_hi))))  # noqa: E731
     out = []
     for i in tqdm(range(n), desc="simulate", unit="mic", disable=not progress):
-        kind = types[i % len(types)]
-        d_px = float(np.exp(rng.uniform(*np.log(DIAMETER_RANGE))))
-        sim = simulate_micrograph((size, size), kind, pixel_size=particle_diameter_a(kind) / d_px,
-                                  seed=seed * 100000 + i, density=float(rng.uniform(0.05, 0.45)),
-                                  snr=float(np.exp(rng.uniform(np.log(0.03), np.log(0.2)))))
+        kind = recipe.types[i % len(recipe.types)]
+        d_px = log_uniform(recipe.diameter_px)
+        snr = log_uniform(recipe.snr)
+        sim = simulate_micrograph((recipe.size, recipe.size), kind, pixel_size=particle_diameter_a(kind) / d_px,
+                                  seed=seed * 1000 + i, density=float(rng.uniform(*recipe.density)), snr=snr)
         d = float(sim.params["diameter_px"])
-        image = render_8bit(sim.image, rng, d) if rng.uniform() < render_fraction else sim.image
+        image = (render_8bit(sim.image, rng, d, recipe.lowpass, recipe.levels) if rng.uniform() < recipe.render_fraction
+                 else sim.image)
         u8, tr = preprocess(image, params.with_diameter(d))
         u, v = tr.to_network(sim.truth.x, sim.truth.y)
-        out.append(Sample(f"{dataset}_{i:04d}", dataset, u8, np.stack([u, v], 1), diameter=d / tr.scale_x,
+        out.append(Sample(f"{prefix if prefix is not None else f'{dataset}{seed}_'}{i:04d}", dataset, u8, np.stack([u, v], 1), diameter=d / tr.scale_x,
                           scale=float(tr.scale_x)))
     return out
 

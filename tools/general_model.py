@@ -1,15 +1,19 @@
 """Recipe: train the general model (issue 16), checkpointed and resumable, and score it on real data.
 
-    python -m tools.general_model sim     --work W [--n-sim 96 --epochs 4]
-    python -m tools.general_model shipped --work W [--epochs 2] [--leave-out SET]
+    python -m tools.general_model sim     --work W                      # simulation only
+    python -m tools.general_model shipped --work W [--leave-out SET]   # simulation + real sets
+    python -m tools.general_model bundle  --work W --out runtime/models
 
-``sim``: a narrow (width 0.25) particle-size-mode model (particle_px 16, crops 128) trained only on simulated
-micrographs (``tools.general_data.simulated_samples``): its AP on the real sets is the
-sim-to-real figure. ``shipped``: continues from the sim model on the simulated set plus the
-training micrographs of the real sets (``held_out_names``: the rest of each set is held out and
-never trained on); ``--leave-out SET`` drops that real set entirely (the honest generality
-figure). Both stages write ``W/<stage>.epick`` (+ ``.ckpt`` after every epoch; rerunning resumes),
-score the model on the real micrographs with ``score_samples`` and write ``W/<stage>.json``.
+``sim``: the narrow network (width 0.25) trained from scratch only on simulated micrographs
+(``tools.general_data.simulated_samples``, recipes and counts ``--sim``): its AP on the real sets is the
+sim-to-real figure. ``shipped``: trained from scratch on the same simulated set plus the training
+micrographs of the real sets (``held_out_names``: the rest of each set is held out and never
+trained on); ``--leave-out SET`` drops that real set entirely (the honest generality figure).
+Every micrograph is resampled to width 1024 (the paper's fixed-width mode; ``--particle-px N``
+trains the particle-size mode instead). Both stages write ``W/<stage>.epick`` (+ ``.ckpt`` after
+every epoch; rerunning resumes), score the model on the real micrographs with ``score_samples``
+and write ``W/<stage>.json``. ``bundle`` chooses the default threshold on the stage's validation
+micrographs, exports ONNX and copies both model files into ``--out``.
 """
 from __future__ import annotations
 
@@ -21,8 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-PARTICLE_PX = 24.0
-CROP = 192
 # held-out micrographs of each real set, never trained on by any stage: the last N by name (for
 # EMPIAR-10017 the same 4 the bundled betagal model held out)
 N_HELD_OUT = {"betagal": 4, "empiar10947": 3}
@@ -36,47 +38,57 @@ def held_out_names(name: str) -> list[str]:
     return stems[-N_HELD_OUT[name]:]
 
 
-def params():
-    """The general model's preprocessing: particle-size mode."""
+def params(particle_px: float = 0.0):
+    """The general model's preprocessing: width 1024, or the particle-size mode (``particle_px`` > 0)."""
     from epick.runtime.preprocess import PreprocessParams
 
-    return PreprocessParams(particle_px=PARTICLE_PX)
+    return PreprocessParams(particle_px=particle_px)
 
 
-def sim_cache(work: Path, n: int, seed: int):
-    """The simulated training set, simulated once and cached in ``work`` (npz, no pickle)."""
+def sim_cache(work: Path, n: int, seed: int, recipe: str, prep) -> list:
+    """``n`` simulated micrographs of ``recipe`` (a ``tools.general_data.RECIPES`` name), simulated once
+    and cached in ``work`` (npz, no pickle)."""
     from epick.trainer.data import Sample
-    from tools.general_data import simulated_samples
+    from tools.general_data import RECIPES, simulated_samples
 
-    path = work / f"sim_{n}_{seed}_p{PARTICLE_PX:g}.npz"
+    path = work / f"sim_{recipe}_{n}_{seed}_p{prep.particle_px:g}.npz"
     if path.is_file():
         z = np.load(path)
         meta = json.loads(str(z["meta"]))
         return [Sample(m["name"], m["dataset"], z[f"img{i}"], z[f"pts{i}"], diameter=m["diameter"],
-                       scale=m.get("scale", m.get("extra", {}).get("scale", 1.0))) for i, m in enumerate(meta)]
-    samples = simulated_samples(n, params(), seed=seed)
+                       scale=m["scale"]) for i, m in enumerate(meta)]
+    samples = simulated_samples(n, prep, seed=seed, recipe=RECIPES[recipe], prefix=f"{recipe}{seed}_")
     arrays = {f"img{i}": s.image for i, s in enumerate(samples)} | {f"pts{i}": s.points for i, s in enumerate(samples)}
     meta = [{"name": s.name, "dataset": s.dataset, "diameter": s.diameter, "scale": s.scale} for s in samples]
     np.savez(path, meta=json.dumps(meta), **arrays)
     return samples
 
 
-def real_split(name: str, held_out: bool):
+def real_split(name: str, held_out: bool, prep) -> list:
     """Training (held_out False) or held-out micrographs of a real set."""
-    from tools.general_data import REAL_SETS, real_samples, shared_data
+    from tools.general_data import real_samples
 
-    stems = sorted(p.stem for p in (shared_data() / REAL_SETS[name]).iterdir() if p.suffix == ".star")
-    held = held_out_names(name)
-    return real_samples(name, params(), names=[s for s in stems if (s in held) == held_out])
+    held = set(held_out_names(name))
+    return [s for s in real_samples(name, prep) if (s.name in held) == held_out]
 
 
-def score_all(network, leave_out: str | None = None) -> dict:
+def training_samples(work: Path, record: dict, prep) -> list:
+    """The simulated sets plus the real training micrographs that ``record`` (a stage's JSON) names."""
+    samples = []
+    for recipe, n in record["sim"].items():
+        samples += sim_cache(work, n, record["sim_seed"], recipe, prep)
+    for real in record["real_sets"]:
+        samples += real_split(real, False, prep)
+    return samples
+
+
+def score_all(network, prep, leave_out: str | None = None) -> dict:
     """Scores on every real set: all micrographs, and the held-out ones only."""
     from tools.general_data import REAL_SETS, real_samples, score_samples
 
     out = {}
     for name in REAL_SETS:
-        every = real_samples(name, params())
+        every = real_samples(name, prep)
         held = [s for s in every if s.name in held_out_names(name)]
         out[name] = {"all": score_samples(network, every), "held_out": score_samples(network, held),
                      "left_out_of_training": name == leave_out}
@@ -100,15 +112,15 @@ def bundle(work: Path, stage: str, out_dir: Path, record: dict) -> dict:
     file, export ONNX, and copy both into ``out_dir`` (the package's bundled models)."""
     import shutil
 
+    from epick.runtime.preprocess import PreprocessParams
     from epick.trainer.data import split_validation
     from epick.trainer.modelfile import read_model_file, save_model
     from .steps import epick
 
     model = read_model_file(work / f"{stage}.epick")
-    samples = sim_cache(work, record["n_sim"], record["config"]["seed"])[:record.get("sim_keep") or None]
-    for real in record["real_sets"]:
-        samples += real_split(real, held_out=False)
-    _, val = split_validation(samples, record["config"]["val_fraction"], record["config"]["seed"])
+    prep = PreprocessParams.from_dict(model.metadata["preprocess"])
+    _, val = split_validation(training_samples(work, record, prep), record["config"]["val_fraction"],
+                              record["config"]["seed"])
     threshold, how = choose_threshold(model.network, val)
     meta = dict(model.metadata, threshold=threshold)
     tuned = work / f"{stage}-bundled.epick"
@@ -125,20 +137,25 @@ def main(argv=None) -> int:
 
     from epick.trainer.modelfile import read_model_file
     from epick.trainer.train import TrainConfig, train_samples
+    from tools.general_data import RECIPES
 
     ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     ap.add_argument("stage", choices=("sim", "shipped", "bundle"))
     ap.add_argument("--from-stage", default="shipped", help="bundle: the stage whose model is bundled")
     ap.add_argument("--out", type=Path, help="bundle: folder of the bundled models (runtime/models)")
     ap.add_argument("--work", type=Path, required=True)
-    ap.add_argument("--n-sim", type=int, default=96)
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--sim", nargs="+", default=["lookalike:12"], metavar="RECIPE:N",
+                    help=f"simulated training micrographs per recipe ({', '.join(sorted(RECIPES))})")
+    ap.add_argument("--sim-seed", type=int, default=100)
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--repeats", type=int, default=4, help="random crops of each micrograph per epoch (0: tiles)")
+    ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--lr-steps", type=int, nargs="*", default=None, help="epochs where lr drops 10x")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--sim-keep", type=int, default=None,
-                    help="shipped: train on only the first N simulated micrographs beside the real ones")
+    ap.add_argument("--val-fraction", type=float, default=0.17)
+    ap.add_argument("--particle-px", type=float, default=0.0, help="particle-size mode (0: width 1024)")
+    ap.add_argument("--seed", type=int, default=0, help="training seed")
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--leave-out", choices=("betagal", "empiar10947"), help="shipped: train without this real set")
     ap.add_argument("--tag", default="", help="suffix of the output names")
     args = ap.parse_args(argv)
@@ -153,34 +170,29 @@ def main(argv=None) -> int:
               f"validation micrographs); bundled into {args.out}")
         return 0
     name = args.stage + (f"-no-{args.leave_out}" if args.leave_out else "") + args.tag
+    prep = params(args.particle_px)
+    sim = {recipe: int(n) for recipe, n in (spec.split(":") for spec in args.sim)}
+    if not set(sim) <= set(RECIPES):
+        ap.error(f"--sim: recipes are {', '.join(sorted(RECIPES))}")
+    record = {"stage": args.stage, "leave_out": args.leave_out, "sim": sim, "sim_seed": args.sim_seed, "real_sets": [r for r in N_HELD_OUT
+                                                       if args.stage == "shipped" and r != args.leave_out]}
     t0 = time.perf_counter()
-    samples = sim_cache(args.work, args.n_sim, args.seed)
-    init = None
-    if args.stage == "shipped":
-        samples = samples[:args.sim_keep] if args.sim_keep else samples
-        for real in ("betagal", "empiar10947"):
-            if real != args.leave_out:
-                samples += real_split(real, held_out=False)
-        init = read_model_file(args.work / "sim.epick")
+    samples = training_samples(args.work, record, prep)
     t_data = time.perf_counter() - t0
-    config = TrainConfig(mode="joint" if init is None else "finetune", epochs=args.epochs, batch_size=4, lr=args.lr,
+    config = TrainConfig(mode="joint", epochs=args.epochs, batch_size=4, lr=args.lr,
                          lr_steps=tuple(args.lr_steps) if args.lr_steps is not None else None,
-                         crop=CROP, repeats=0, val_fraction=0.05, seed=args.seed, width=0.25,
-                         particle_px=PARTICLE_PX, progress=True)
+                         crop=args.crop, repeats=args.repeats, val_fraction=args.val_fraction, seed=args.seed,
+                         width=0.25, particle_px=args.particle_px, progress=True)
     out = args.work / f"{name}.epick"
     t0 = time.perf_counter()
-    path, result = train_samples(samples, config, out, init=init, preprocess=params().to_dict(),
-                                 checkpoint=out.with_name(out.name + ".ckpt"), resume=True)
+    path, result = train_samples(samples, config, out, checkpoint=out.with_name(out.name + ".ckpt"), resume=True)
     t_train = time.perf_counter() - t0
     model = read_model_file(path)
-    scores = score_all(model.network, args.leave_out)
-    record = {"stage": args.stage, "model": str(path), "leave_out": args.leave_out, "config": asdict(config),
-              "datasets": sorted({s.dataset for s in samples}), "n_train_micrographs": len(samples),
-              "n_sim": args.n_sim, "sim_keep": args.sim_keep, "real_sets": [r for r in ("betagal", "empiar10947")
-                                                   if args.stage == "shipped" and r != args.leave_out],
-              "seconds": {"data": t_data, "train": t_train}, "best_epoch": result.best_epoch + 1,
-              "val_ap": result.best_ap, "log": result.log, "scores": scores,
-              "held_out": {k: held_out_names(k) for k in N_HELD_OUT}}
+    scores = score_all(model.network, prep, args.leave_out)
+    record |= {"model": str(path), "config": asdict(config), "datasets": sorted({s.dataset for s in samples}),
+               "n_train_micrographs": len(samples), "seconds": {"data": t_data, "train": t_train},
+               "best_epoch": result.best_epoch + 1, "val_ap": result.best_ap, "log": result.log, "scores": scores,
+               "held_out": {k: held_out_names(k) for k in N_HELD_OUT}}
     (args.work / f"{name}.json").write_text(json.dumps(record, indent=1, default=str))
     for real, s in scores.items():
         a, h = s["all"], s["held_out"]

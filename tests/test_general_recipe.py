@@ -1,0 +1,61 @@
+"""The general model's recipe (tools/general_model.py, tools/general_data.py): held-out real
+micrographs never reach training, left-out sets are left out, simulated sets are what their
+recipe says, and the sim cache gives back what was simulated."""
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # tools/ sits beside the packages
+from tools import general_data, general_model  # noqa: E402
+
+from epick.runtime.preprocess import PreprocessParams  # noqa: E402
+
+SMALL = 256  # simulated micrographs of this size keep the test cheap
+
+
+@pytest.fixture(autouse=True)
+def _shared(shared_data, monkeypatch):
+    monkeypatch.setenv("EPICK_SHARED_DATA", str(shared_data))
+
+
+def test_held_out_micrographs_are_never_in_a_training_set(tmp_path, monkeypatch):
+    small = {k: replace(v, size=SMALL) for k, v in general_data.RECIPES.items()}
+    monkeypatch.setattr(general_data, "RECIPES", small)
+    held = general_model.held_out_names("empiar10947")
+    assert len(held) == general_model.N_HELD_OUT["empiar10947"] and held == sorted(held)
+    record = {"sim": {"lookalike": 2}, "sim_seed": 3, "real_sets": ["empiar10947"]}
+    samples = general_model.training_samples(tmp_path, record, PreprocessParams())
+    names = {s.name for s in samples}
+    real = [s for s in samples if s.dataset == "empiar10947"]
+    assert len(real) == 10 - len(held) and not names & set(held)
+    assert not any(s.dataset == "betagal" for s in samples)          # a set not named is left out
+    assert [s.dataset for s in samples].count("sim") == 2
+    # the cache gives back exactly what was simulated
+    again = general_model.training_samples(tmp_path, record, PreprocessParams())
+    for a, b in zip(samples, again):
+        assert a.name == b.name and a.diameter == pytest.approx(b.diameter)
+        np.testing.assert_array_equal(a.image, b.image)
+        np.testing.assert_array_equal(a.points, b.points)
+
+
+def test_simulated_sets_follow_their_recipe():
+    faint = replace(general_data.FAINT, size=SMALL)
+    samples = general_data.simulated_samples(3, PreprocessParams(), seed=1, recipe=faint, progress=False)
+    lo, hi = faint.diameter_px
+    for s in samples:
+        assert lo * 0.999 <= s.diameter <= hi * 1.001 and len(s.points) > 0
+    look = replace(general_data.LOOKALIKE, size=SMALL)
+    a = general_data.simulated_samples(2, PreprocessParams(), seed=1, recipe=look, progress=False)
+    b = general_data.simulated_samples(2, PreprocessParams(), seed=1, recipe=look, progress=False)
+    assert [s.diameter for s in a] == pytest.approx([31.6, 31.6], rel=1e-3)
+    np.testing.assert_array_equal(a[1].image, b[1].image)               # deterministic for the seed
+
+
+def test_render_8bit_uses_the_recipe_grey_levels():
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(128, 128)).astype(np.float32)
+    out = general_data.render_8bit(image, rng, 30.0, lowpass=(0.0, 0.0), levels=(16,))
+    assert len(np.unique(out)) <= 16 and out.min() >= 0 and out.max() <= 255
