@@ -40,7 +40,7 @@ def test_catalogue_resolution_and_default(tmp_path):
         bundled.default_model(tmp_path / "empty")
 
 
-def test_the_shipped_catalogue_has_a_default_size_mode_model_with_exemplars():
+def test_the_shipped_default_model_has_exemplars_a_threshold_and_one_preprocessing():
     models = bundled.bundled_models()
     if not models:
         pytest.skip("no bundled models in this checkout")
@@ -49,9 +49,14 @@ def test_the_shipped_catalogue_has_a_default_size_mode_model_with_exemplars():
     from epick.runtime.backends.metadata import ArtifactMetadata
     import onnx
 
+    from epick.trainer.modelfile import read_model_file
+
     props = {p.key: p.value for p in onnx.load(str(default.onnx), load_external_data=False).metadata_props}
     meta = ArtifactMetadata.from_props(props, default.onnx)
-    assert meta.preprocess.get("particle_px", 0) > 0 and meta.threshold is not None
+    model = read_model_file(default.epick)
+    assert meta.threshold is not None and 0.0 < meta.threshold < 1.0
+    assert meta.preprocess == model.metadata["preprocess"]   # the ONNX was exported from this .epick
+    assert len(model.exemplars) > 0 and {e.dataset for e in model.exemplars} >= {"betagal", "empiar10947"}
 
 
 def test_epick_models_lists_the_bundled_models(capsys):
@@ -75,7 +80,8 @@ def test_pick_without_model_uses_the_bundled_general_model(tmp_path, shared_data
     if not folder.is_dir():
         pytest.skip(f"shared data not found: {folder}")
     mic = sorted(folder.glob("*.png"))[0]
-    assert main(["pick", str(mic), "--out", str(tmp_path), "--diameter", "60", "--threads", "1", "--quiet"]) == 0
+    # no option but the micrograph: the general model needs no diameter
+    assert main(["pick", str(mic), "--out", str(tmp_path), "--threads", "1", "--quiet"]) == 0
     assert "general.onnx" in capsys.readouterr().err
     picks = read_picks(tmp_path / f"{mic.stem}_autopick.star")[0]
     truth = read_picks(mic.with_suffix(".star"))[0]

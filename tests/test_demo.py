@@ -1,13 +1,17 @@
-"""`make demo` (python -m epick.runtime.demo): the bundled demo model picks the bundled micrographs well."""
+"""`make demo` (python -m epick.runtime.demo): the bundled general model picks the bundled micrographs well."""
 from __future__ import annotations
 
 from epick.runtime import demo
 from epick.runtime.io.coordinates import read_picks
 
 
-def test_demo_uses_the_model_made_for_the_demo_micrographs():
+def test_demo_picks_with_the_default_model_of_epick_pick():
+    from epick.runtime.bundled import default_model
+
+    assert demo.demo_model() == default_model().onnx                      # the general model, as `epick pick`
     assert demo.bundled_model().name == "demo_model.onnx"  # not the real-data betagal model beside it
     assert len(demo.bundled_micrographs()) == 3
+    assert demo.truth_diameter(demo.bundled_micrographs()) > 0
 
 
 def test_demo_picks_writes_outputs_and_scores(tmp_path, capsys):
