@@ -70,3 +70,19 @@ def test_random_crop_keeps_points_inside_and_pads_small_images():
         assert np.all((a.points >= -0.5) & (a.points < 31.5))
     a = augment(img, pts, None, (64, 64), rng)  # larger than the image: zero padding
     assert a.image.shape == (64, 64) and len(a.points) == 3
+
+
+def test_appearance_jitter_changes_grey_levels_not_geometry():
+    from epick.runtime.preprocess import equalise
+
+    img = equalise((np.random.default_rng(3).normal(128, 30, (96, 96))).clip(0, 255).astype(np.uint8))
+    pts = np.array([[10.0, 20.0], [50.0, 60.0], [80.0, 15.0]])
+    changed = 0
+    for seed in range(8):
+        plain = augment(img, pts, None, (64, 64), np.random.default_rng(seed))
+        jittered = augment(img, pts, None, (64, 64), np.random.default_rng(seed), appearance_jitter=True)
+        np.testing.assert_array_equal(plain.points, jittered.points)      # same crop, flips and turns
+        assert jittered.image.dtype == np.uint8 and jittered.image.shape == plain.image.shape
+        assert jittered.image.max() == 255                                  # re-equalised like preprocessing
+        changed += not np.array_equal(plain.image, jittered.image)
+    assert changed >= 6                                                     # blur, noise or quantisation, each p=1/2

@@ -112,8 +112,9 @@ TITLE = """# Demo assets
 Built by the scripts in `tools/` (run from the repository root); each section below is rewritten by its script.
 Two models live here: `demo_model.onnx` goes with the simulated demo micrographs (`betagal_0009*.jpg`);
 `betagal_model.onnx` is for real EMPIAR-10017-like beta-gal micrographs
-(`epick pick --model .../betagal_model.onnx MICROGRAPHS --out DIR`). A demo that takes "the" bundled
-model must take `demo_model.onnx` by name."""
+(`epick pick --model .../betagal_model.onnx MICROGRAPHS --out DIR`). `make demo` picks the demo
+micrographs with the bundled general model (`runtime/models/`), as `epick pick` does without
+`--model`; code that wants the demo's own model takes `demo_model.onnx` by name."""
 
 
 def write_readme(out: Path, record: dict) -> Path:

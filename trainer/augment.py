@@ -1,6 +1,8 @@
 """Data augmentation on preprocessed 8-bit images and their object centres (network pixels).
 
-Random crop, random horizontal / vertical flips and random 90-degree rotations. Positions follow
+Random crop, random horizontal / vertical flips and random 90-degree rotations; optionally
+(``appearance``) random blur, noise and grey-level quantisation, re-equalised as the runtime's
+preprocessing would, so the network sees micrographs of other detectors and renderings. Positions follow
 the centre-of-pixel convention (ARCHITECTURE.md): a flip maps x to W - 1 - x; ``np.rot90`` by one
 quarter turn maps (x, y) to (y, W - 1 - x). Sizes (x then y) swap on quarter turns.
 """
@@ -63,13 +65,36 @@ def flip_rotate(aug: Augmented, hflip: bool, vflip: bool, quarter_turns: int) ->
     return Augmented(np.ascontiguousarray(img), pts, sizes)
 
 
+def appearance(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A uint8 network image as another detector or rendering might give it: each with probability
+    1/2, Gaussian blur (sigma 0.5-2 px), Gaussian noise (sigma 5-40 grey levels) and quantisation
+    to 16-64 grey levels; then histogram-equalised like every preprocessed image."""
+    from scipy.ndimage import gaussian_filter
+
+    from epick.runtime.preprocess import equalise
+
+    img = image.astype(np.float32)
+    if rng.random() < 0.5:
+        img = gaussian_filter(img, float(rng.uniform(0.5, 2.0)))
+    if rng.random() < 0.5:
+        img = img + rng.normal(0.0, float(rng.uniform(5.0, 40.0)), img.shape).astype(np.float32)
+    if rng.random() < 0.5:
+        levels = int(rng.choice([16, 24, 32, 64]))
+        lo, hi = np.percentile(img, [0.5, 99.5])
+        img = np.floor(np.clip((img - lo) / max(float(hi - lo), 1e-6), 0, 1) * (levels - 1) + 0.5) * (255 / (levels - 1))
+    return equalise(np.clip(img + 0.5, 0, 255).astype(np.uint8))
+
+
 def augment(image: np.ndarray, points: np.ndarray, sizes: np.ndarray | None, crop: tuple[int, int],
             rng: np.random.Generator, *, flips: bool = True, rotations: bool = True,
-            origin: tuple[int, int] | None = None) -> Augmented:
+            origin: tuple[int, int] | None = None, appearance_jitter: bool = False) -> Augmented:
     """Crop (at ``origin`` (y0, x0), else at random), then random flips and (square crops only)
-    random quarter turns."""
+    random quarter turns; with ``appearance_jitter`` also ``appearance``."""
     aug = random_crop(image, points, sizes, crop, rng, origin)
     hflip = bool(flips and rng.random() < 0.5)
     vflip = bool(flips and rng.random() < 0.5)
     turns = int(rng.integers(0, 4)) if rotations and crop[0] == crop[1] else 0
-    return flip_rotate(aug, hflip, vflip, turns)
+    out = flip_rotate(aug, hflip, vflip, turns)
+    if appearance_jitter:
+        out.image = appearance(out.image, rng)
+    return out

@@ -57,6 +57,7 @@ class TrainConfig:
     crop: int = 512  # square training crop, network pixels (multiple of 32)
     repeats: int = 0  # 0: tiles covering each micrograph fully per epoch; N > 0: N random crops each
     sparse: bool = False
+    appearance: bool = False  # blur / noise / grey-level jitter of training crops (augment.appearance)
     val_fraction: float = 0.2
     seed: int = 0
     device: str = "cpu"
@@ -213,10 +214,12 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
                 mine = [items[j] for j in slots]
                 samples = [new[i] if kind == "new" else ex[i] for kind, i, _ in mine]
                 batch = distributed.local_batch(samples, slots, crop, fallback_diam, seed=config.seed,
-                                                epoch=epoch, batch=b, origins=[o for _, _, o in mine])
+                                                epoch=epoch, batch=b, origins=[o for _, _, o in mine],
+                                                appearance=config.appearance)
             else:
                 samples = [new[i] if kind == "new" else ex[i] for kind, i, _ in items]
-                batch = make_batch(samples, crop, fallback_diam, rng, origins=[o for _, _, o in items])
+                batch = make_batch(samples, crop, fallback_diam, rng, origins=[o for _, _, o in items],
+                                   appearance=config.appearance)
             image = torch.from_numpy(batch.image).to(dev)
             with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
                 feats, outs = forward_all(image)
