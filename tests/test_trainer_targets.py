@@ -86,3 +86,21 @@ def test_appearance_jitter_changes_grey_levels_not_geometry():
         assert jittered.image.max() == 255                                  # re-equalised like preprocessing
         changed += not np.array_equal(plain.image, jittered.image)
     assert changed >= 6                                                     # blur, noise or quantisation, each p=1/2
+
+
+def test_make_batch_jitters_only_the_named_datasets():
+    from epick.runtime.preprocess import equalise
+    from epick.trainer.data import Sample, make_batch
+
+    img = equalise((np.random.default_rng(4).normal(128, 30, (96, 96))).clip(0, 255).astype(np.uint8))
+    pts = np.array([[30.0, 30.0], [60.0, 70.0]])
+    real, sim = Sample("r", "real", img, pts, diameter=10.0), Sample("s", "sim", img.copy(), pts, diameter=10.0)
+    for seed in range(4):
+        plain = make_batch([real, sim], (64, 64), 10.0, np.random.default_rng(seed))
+        only_sim = make_batch([real, sim], (64, 64), 10.0, np.random.default_rng(seed), appearance=("sim",))
+        np.testing.assert_array_equal(plain.image[0], only_sim.image[0])         # the real crop untouched
+        np.testing.assert_array_equal(plain.heatmap, only_sim.heatmap)            # targets never jittered
+    changed = sum(not np.array_equal(make_batch([sim], (64, 64), 10.0, np.random.default_rng(s)).image,
+                                     make_batch([sim], (64, 64), 10.0, np.random.default_rng(s), appearance=("*",)).image)
+                  for s in range(8))
+    assert changed >= 6

@@ -131,6 +131,11 @@ def bundle(work: Path, stage: str, out_dir: Path, record: dict) -> dict:
     return {"threshold": threshold, "validation": how, "validation_micrographs": [s.name for s in val]}
 
 
+def _jittered(names: list[str] | None) -> tuple[str, ...]:
+    """TrainConfig.appearance from --appearance: absent -> none, given empty -> all ("*")."""
+    return () if names is None else (tuple(names) or ("*",))
+
+
 def main(argv=None) -> int:
     """Run one stage; print the scores."""
     import torch
@@ -157,7 +162,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="training seed")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--leave-out", choices=("betagal", "empiar10947"), help="shipped: train without this real set")
-    ap.add_argument("--appearance", action="store_true", help="blur / noise / grey-level jitter of training crops")
+    ap.add_argument("--appearance", nargs="*", default=None, metavar="DATASET",
+                    help="blur / noise / grey-level jitter of the training crops of these datasets (sim, betagal, "
+                         "empiar10947; none named: all)")
     ap.add_argument("--tag", default="", help="suffix of the output names")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -183,7 +190,8 @@ def main(argv=None) -> int:
     config = TrainConfig(mode="joint", epochs=args.epochs, batch_size=4, lr=args.lr,
                          lr_steps=tuple(args.lr_steps) if args.lr_steps is not None else None,
                          crop=args.crop, repeats=args.repeats, val_fraction=args.val_fraction, seed=args.seed,
-                         width=0.25, particle_px=args.particle_px, appearance=args.appearance, progress=True)
+                         width=0.25, particle_px=args.particle_px, appearance=_jittered(args.appearance),
+                         progress=True)
     out = args.work / f"{name}.epick"
     t0 = time.perf_counter()
     path, result = train_samples(samples, config, out, checkpoint=out.with_name(out.name + ".ckpt"), resume=True)

@@ -214,9 +214,10 @@ class Batch:
 
 def make_batch(samples: Sequence[Sample], crop: tuple[int, int], diameter: float,
                rng: np.random.Generator, origins: Sequence[tuple[int, int] | None] | None = None,
-               appearance: bool = False) -> Batch:
+               appearance: Sequence[str] = ()) -> Batch:
     """Augment each sample (crop at its origin (y0, x0) in ``origins``, or at random, then flips and
-    quarter turns, and with ``appearance`` blur / noise / quantisation) and stack images and targets.
+    quarter turns, and for samples of the datasets named in ``appearance`` ("*": all) blur / noise /
+    quantisation) and stack images and targets.
 
     The splat radius comes from each sample's ``diameter`` (network pixels), else ``diameter``.
     """
@@ -225,7 +226,8 @@ def make_batch(samples: Sequence[Sample], crop: tuple[int, int], diameter: float
     images, heats, offs, sizes, masks = [], [], [], [], []
     origins = list(origins) if origins is not None else [None] * len(samples)
     for s, origin in zip(samples, origins):
-        a = augment(s.image, s.points, s.sizes, crop, rng, origin=origin, appearance_jitter=appearance)
+        jitter = "*" in appearance or s.dataset in appearance
+        a = augment(s.image, s.points, s.sizes, crop, rng, origin=origin, appearance_jitter=jitter)
         t = make_targets(a.points, a.image.shape, s.diameter or diameter, a.sizes)
         images.append(network_input(a.image)[None])
         heats.append(t.heatmap)

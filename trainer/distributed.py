@@ -196,7 +196,8 @@ def local_slots(items: Sequence, ctx: DDPContext) -> list[int]:
 
 
 def local_batch(samples: Sequence, slots: Sequence[int], crop: tuple[int, int], diameter: float, *,
-                seed: int, epoch: int, batch: int, origins: Sequence | None = None, appearance: bool = False):
+                seed: int, epoch: int, batch: int, origins: Sequence | None = None,
+                appearance: Sequence[str] = ()):
     """``make_batch`` of this rank's samples, each augmented with its own (seed, epoch, batch, slot)
     generator, cropped at its tile origin (``origins``, None: at random)."""
     from .data import Batch, make_batch

@@ -57,7 +57,7 @@ class TrainConfig:
     crop: int = 512  # square training crop, network pixels (multiple of 32)
     repeats: int = 0  # 0: tiles covering each micrograph fully per epoch; N > 0: N random crops each
     sparse: bool = False
-    appearance: bool = False  # blur / noise / grey-level jitter of training crops (augment.appearance)
+    appearance: tuple[str, ...] = ()  # datasets ("*": all) whose training crops get blur / noise / grey-level jitter
     val_fraction: float = 0.2
     seed: int = 0
     device: str = "cpu"
