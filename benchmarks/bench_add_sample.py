@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     train_dir = link_training_set(args.new, held, work / "train")
     params = PreprocessParams.from_dict(read_model_file(args.model).metadata["preprocess"])
     tests = {"new": [s for s in real_samples(args.new, params) if s.name in held],
-             "old_real": [s for name in args.old for s in real_samples(name, params) if s.name in held_out_names(name)],
+             "old_real": [s for name in args.old for s in real_samples(name, params, names=held_out_names(name))],
              "old_sim": simulated_samples(args.n_sim, params, seed=987, progress=False)}
 
     def scores(path: Path) -> dict:

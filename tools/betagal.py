@@ -10,15 +10,14 @@ the scratch folder links to them. Writes ``OUT/betagal_model.onnx``, ``SCRATCH/b
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from .steps import best_validation_ap, epick, evaluation_text, pick_and_evaluate, summary_line, write_section
+from .steps import (best_validation_ap, epick, evaluation_text, pick_and_evaluate, recipe_parser, summary_line,
+                    write_section)
 
 DIAMETER_PX = 108.0  # particle diameter in the 4096 px micrographs (written in each STAR)
 N_TEST = 4
@@ -84,18 +83,12 @@ likely real particles; precision is a lower bound.
 
 def main(argv: list[str] | None = None) -> int:
     """Split, train, export, pick and evaluate (see the module docstring)."""
-    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m tools.betagal", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path, help="folder for betagal_model.onnx and README.md (e.g. runtime/demo)")
+    parser = recipe_parser("python -m tools.betagal", __doc__,
+                           "folder for betagal_model.onnx and README.md (e.g. runtime/demo)",
+                           "epick_betagal_work", "betagal_record.json")
     parser.add_argument("--data", type=Path, default=None, help="the empiar10017_betagal folder")
-    parser.add_argument("--work", type=Path, default=None,
-                        help="scratch folder (default: $TMPDIR/epick_betagal_work, outside the checkout)")
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for training")
-    parser.add_argument("--readme-only", action="store_true",
-                        help="only rewrite the README section from SCRATCH/betagal_record.json of an earlier run")
     args = parser.parse_args(argv)
-    work = args.work or Path(tempfile.gettempdir()) / "epick_betagal_work"
+    work = args.work
     record_path = work / "betagal_record.json"
     if args.readme_only:
         write_section(args.out / "README.md", "betagal", readme(json.loads(record_path.read_text())))

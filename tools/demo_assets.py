@@ -12,16 +12,14 @@ network pixels) as the real ones.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from .steps import (best_validation_ap, epick, evaluation_text, pick_and_evaluate, save_jpeg, summary_line,
-                    write_section)
+from .steps import (best_validation_ap, epick, evaluation_text, pick_and_evaluate, recipe_parser, save_jpeg,
+                    summary_line, write_section)
 
 PARTICLE = "betagal"
 SIZE = 1024  # px, square micrographs = the network's width (no downsampling)
@@ -127,17 +125,10 @@ def write_readme(out: Path, record: dict) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Build every demo asset into OUT_DIR (see the module docstring)."""
-    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m tools.demo_assets", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path, help="asset folder (e.g. runtime/demo)")
-    parser.add_argument("--work", type=Path, default=None,
-                        help="scratch folder (default: $TMPDIR/epick_demo_work, outside the checkout)")
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for training")
-    parser.add_argument("--readme-only", action="store_true",
-                        help="only rewrite the README section from SCRATCH/demo_record.json of an earlier run")
+    parser = recipe_parser("python -m tools.demo_assets", __doc__, "asset folder (e.g. runtime/demo)",
+                           "epick_demo_work", "demo_record.json")
     args = parser.parse_args(argv)
-    out, work = args.out, args.work or Path(tempfile.gettempdir()) / "epick_demo_work"
+    out, work = args.out, args.work
     record_path = work / "demo_record.json"
     if args.readme_only:
         write_readme(out, json.loads(record_path.read_text()))

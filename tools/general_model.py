@@ -89,7 +89,8 @@ def score_all(network, prep, leave_out: str | None = None) -> dict:
     out = {}
     for name in REAL_SETS:
         every = real_samples(name, prep)
-        held = [s for s in every if s.name in held_out_names(name)]
+        names = set(held_out_names(name))
+        held = [s for s in every if s.name in names]
         out[name] = {"all": score_samples(network, every), "held_out": score_samples(network, held),
                      "left_out_of_training": name == leave_out}
     return out

@@ -1,8 +1,10 @@
 """Steps shared by the recipes: run an `epick` command, save 8-bit JPEGs, pick + evaluate."""
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -10,6 +12,21 @@ from pathlib import Path
 import numpy as np
 
 from epick.runtime.errors import EpickError
+
+
+def recipe_parser(prog: str, doc: str | None, out_help: str, scratch: str, record: str) -> argparse.ArgumentParser:
+    """The options every build recipe shares: OUT, --work (default $TMPDIR/``scratch``, outside the
+    checkout), --epochs, --threads and --readme-only (rewrite the README from ``record`` of an earlier run)."""
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog=prog, description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", type=Path, help=out_help)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / scratch,
+                        help=f"scratch folder (default: $TMPDIR/{scratch}, outside the checkout)")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for training")
+    parser.add_argument("--readme-only", action="store_true",
+                        help=f"only rewrite the README section from SCRATCH/{record} of an earlier run")
+    return parser
 
 
 def epick(*args: str | Path, log: list[str] | None = None) -> float:
