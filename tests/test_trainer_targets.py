@@ -104,3 +104,47 @@ def test_make_batch_jitters_only_the_named_datasets():
                                      make_batch([sim], (64, 64), 10.0, np.random.default_rng(s), appearance=("*",)).image)
                   for s in range(8))
     assert changed >= 6
+
+
+def _discs(shape, centres, radius, dark=20, light=200):
+    """uint8 image of dark discs at (x, y) ``centres`` on a light background."""
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    img = np.full(shape, light, np.uint8)
+    for x, y in centres:
+        img[(yy - y) ** 2 + (xx - x) ** 2 <= radius ** 2] = dark
+    return img
+
+
+@pytest.mark.parametrize("zoom", [0.5, 1.0, 1.7, 2.0])
+def test_zoomed_crop_moves_points_with_the_rescaled_pixels(zoom):
+    from epick.trainer.augment import zoomed_crop
+
+    centres = np.array([[70.0, 50.0], [40.0, 60.0]])
+    img = _discs((300, 300), centres, 5)
+    a = zoomed_crop(img, centres, np.full((2, 2), 10.0), (128, 128), zoom, np.random.default_rng(0), origin=(20, 20))
+    assert a.image.shape == (128, 128) and a.image.dtype == np.uint8 and a.zoom == zoom
+    assert len(a.points) == 2
+    np.testing.assert_allclose(a.sizes, 10.0 * zoom)
+    ys, xs = np.nonzero(a.image < 110)
+    for x, y in a.points:                          # each point sits on the centroid of its rescaled disc
+        near = (xs - x) ** 2 + (ys - y) ** 2 < (8 * zoom) ** 2
+        assert abs(xs[near].mean() - x) < 0.15 and abs(ys[near].mean() - y) < 0.15
+        assert near.sum() == pytest.approx(np.pi * (5 * zoom) ** 2, rel=0.25)   # the disc grew with the zoom
+
+
+def test_make_batch_zoom_scales_the_splat_and_default_is_unchanged():
+    from epick.trainer.data import Sample, make_batch
+    from epick.trainer.train import TrainConfig
+    from epick.runtime.errors import EpickError
+
+    img = _discs((300, 300), [(60, 60), (150, 160)], 12)
+    s = Sample("s", "sim", img, np.array([[60.0, 60.0], [150.0, 160.0]]), diameter=24.0)
+    plain = make_batch([s], (128, 128), 24.0, np.random.default_rng(1))
+    same = make_batch([s], (128, 128), 24.0, np.random.default_rng(1), zoom=(1.0, 1.0))
+    np.testing.assert_array_equal(plain.image, same.image)
+    np.testing.assert_array_equal(plain.heatmap, same.heatmap)
+    big = make_batch([s], (128, 128), 24.0, np.random.default_rng(1), zoom=(2.0, 2.0), origins=[(20, 20)])
+    small = make_batch([s], (128, 128), 24.0, np.random.default_rng(1), zoom=(1.0, 1.0), origins=[(20, 20)])
+    assert (big.heatmap[0, 0] > 0.01).sum() > 2 * (small.heatmap[0, 0] > 0.01).sum()   # a wider splat, bigger disc
+    with pytest.raises(EpickError, match="zoom"):
+        TrainConfig(zoom=(2.0, 1.0))

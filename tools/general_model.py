@@ -166,6 +166,8 @@ def main(argv=None) -> int:
     ap.add_argument("--appearance", nargs="*", default=None, metavar="DATASET",
                     help="blur / noise / grey-level jitter of the training crops of these datasets (sim, betagal, "
                          "empiar10947; none named: all)")
+    ap.add_argument("--zoom", type=float, nargs=2, default=(1.0, 1.0), metavar=("LOW", "HIGH"),
+                    help="training crops rescaled by a log-uniform factor in [LOW, HIGH] (particle sizes)")
     ap.add_argument("--tag", default="", help="suffix of the output names")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -192,6 +194,7 @@ def main(argv=None) -> int:
                          lr_steps=tuple(args.lr_steps) if args.lr_steps is not None else None,
                          crop=args.crop, repeats=args.repeats, val_fraction=args.val_fraction, seed=args.seed,
                          width=0.25, particle_px=args.particle_px, appearance=_jittered(args.appearance),
+                         zoom=tuple(args.zoom),
                          progress=True)
     out = args.work / f"{name}.epick"
     t0 = time.perf_counter()

@@ -2,7 +2,8 @@
 
 Random crop, random horizontal / vertical flips and random 90-degree rotations; optionally
 (``appearance``) random blur, noise and grey-level quantisation, re-equalised as the runtime's
-preprocessing would, so the network sees micrographs of other detectors and renderings. Positions follow
+preprocessing would, so the network sees micrographs of other detectors and renderings, and
+(``zoom``) a random rescale of the crop, so it sees particles at other sizes in network pixels. Positions follow
 the centre-of-pixel convention (ARCHITECTURE.md): a flip maps x to W - 1 - x; ``np.rot90`` by one
 quarter turn maps (x, y) to (y, W - 1 - x). Sizes (x then y) swap on quarter turns.
 """
@@ -20,6 +21,7 @@ class Augmented:
     image: np.ndarray
     points: np.ndarray
     sizes: np.ndarray | None
+    zoom: float = 1.0  # network pixels of the crop per network pixel of the sample
 
 
 def random_crop(image: np.ndarray, points: np.ndarray, sizes: np.ndarray | None,
@@ -46,6 +48,28 @@ def random_crop(image: np.ndarray, points: np.ndarray, sizes: np.ndarray | None,
                      None if sizes is None else np.asarray(sizes)[keep])
 
 
+def zoomed_crop(image: np.ndarray, points: np.ndarray, sizes: np.ndarray | None, crop: tuple[int, int],
+                zoom: float, rng: np.random.Generator, origin: tuple[int, int] | None = None) -> Augmented:
+    """A ``crop`` (H, W) window of the image rescaled by ``zoom`` (> 1: particles grow): a window of
+    crop / zoom sample pixels at ``origin`` (y0, x0) or at random, resampled linearly (Gaussian
+    pre-filter when shrinking). Centres keep the centre-of-pixel convention: u' = (u + 0.5) zoom - 0.5."""
+    from scipy.ndimage import gaussian_filter, map_coordinates
+
+    ch, cw = crop
+    window = (int(np.ceil(ch / zoom)), int(np.ceil(cw / zoom)))
+    a = random_crop(image, points, sizes, window, rng, origin)
+    src = a.image.astype(np.float32)
+    if zoom < 1:
+        src = gaussian_filter(src, 0.5 * np.sqrt(1 / zoom ** 2 - 1))
+    yy = (np.arange(ch, dtype=np.float32) + 0.5) / zoom - 0.5
+    xx = (np.arange(cw, dtype=np.float32) + 0.5) / zoom - 0.5
+    out = map_coordinates(src, np.meshgrid(yy, xx, indexing="ij"), order=1, mode="nearest")
+    pts = (a.points + 0.5) * zoom - 0.5
+    keep = (pts[:, 0] >= -0.5) & (pts[:, 0] < cw - 0.5) & (pts[:, 1] >= -0.5) & (pts[:, 1] < ch - 0.5)
+    return Augmented(np.clip(out + 0.5, 0, 255).astype(np.uint8), pts[keep],
+                     None if a.sizes is None else a.sizes[keep] * zoom, zoom)
+
+
 def flip_rotate(aug: Augmented, hflip: bool, vflip: bool, quarter_turns: int) -> Augmented:
     """Apply a horizontal flip, a vertical flip, then ``quarter_turns`` np.rot90 turns (CCW)."""
     img, pts = aug.image, aug.points.copy()
@@ -62,7 +86,7 @@ def flip_rotate(aug: Augmented, hflip: bool, vflip: bool, quarter_turns: int) ->
         pts = np.stack([pts[:, 1], width - 1 - pts[:, 0]], axis=1)
         if sizes is not None:
             sizes = sizes[:, ::-1]
-    return Augmented(np.ascontiguousarray(img), pts, sizes)
+    return Augmented(np.ascontiguousarray(img), pts, sizes, aug.zoom)
 
 
 def appearance(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -87,10 +111,16 @@ def appearance(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def augment(image: np.ndarray, points: np.ndarray, sizes: np.ndarray | None, crop: tuple[int, int],
             rng: np.random.Generator, *, flips: bool = True, rotations: bool = True,
-            origin: tuple[int, int] | None = None, appearance_jitter: bool = False) -> Augmented:
-    """Crop (at ``origin`` (y0, x0), else at random), then random flips and (square crops only)
-    random quarter turns; with ``appearance_jitter`` also ``appearance``."""
-    aug = random_crop(image, points, sizes, crop, rng, origin)
+            origin: tuple[int, int] | None = None, appearance_jitter: bool = False,
+            zoom: tuple[float, float] = (1.0, 1.0)) -> Augmented:
+    """Crop (at ``origin`` (y0, x0), else at random; rescaled by a log-uniform factor in ``zoom``
+    unless it is (1, 1)), then random flips and (square crops only) random quarter turns; with
+    ``appearance_jitter`` also ``appearance``."""
+    if zoom[0] == zoom[1] == 1.0:
+        aug = random_crop(image, points, sizes, crop, rng, origin)
+    else:
+        factor = float(np.exp(rng.uniform(np.log(zoom[0]), np.log(zoom[1]))))
+        aug = zoomed_crop(image, points, sizes, crop, factor, rng, origin)
     hflip = bool(flips and rng.random() < 0.5)
     vflip = bool(flips and rng.random() < 0.5)
     turns = int(rng.integers(0, 4)) if rotations and crop[0] == crop[1] else 0

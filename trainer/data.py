@@ -214,12 +214,13 @@ class Batch:
 
 def make_batch(samples: Sequence[Sample], crop: tuple[int, int], diameter: float,
                rng: np.random.Generator, origins: Sequence[tuple[int, int] | None] | None = None,
-               appearance: Sequence[str] = ()) -> Batch:
+               appearance: Sequence[str] = (), zoom: tuple[float, float] = (1.0, 1.0)) -> Batch:
     """Augment each sample (crop at its origin (y0, x0) in ``origins``, or at random, then flips and
     quarter turns, and for samples of the datasets named in ``appearance`` ("*": all) blur / noise /
-    quantisation) and stack images and targets.
+    quantisation; each crop rescaled by a log-uniform factor in ``zoom``) and stack images and targets.
 
-    The splat radius comes from each sample's ``diameter`` (network pixels), else ``diameter``.
+    The splat radius comes from each sample's ``diameter`` (network pixels), else ``diameter``, times
+    the crop's zoom.
     """
     from epick.runtime.preprocess import network_input
 
@@ -227,8 +228,8 @@ def make_batch(samples: Sequence[Sample], crop: tuple[int, int], diameter: float
     origins = list(origins) if origins is not None else [None] * len(samples)
     for s, origin in zip(samples, origins):
         jitter = "*" in appearance or s.dataset in appearance
-        a = augment(s.image, s.points, s.sizes, crop, rng, origin=origin, appearance_jitter=jitter)
-        t = make_targets(a.points, a.image.shape, s.diameter or diameter, a.sizes)
+        a = augment(s.image, s.points, s.sizes, crop, rng, origin=origin, appearance_jitter=jitter, zoom=zoom)
+        t = make_targets(a.points, a.image.shape, (s.diameter or diameter) * a.zoom, a.sizes)
         images.append(network_input(a.image)[None])
         heats.append(t.heatmap)
         offs.append(t.offset)

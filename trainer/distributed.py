@@ -197,14 +197,14 @@ def local_slots(items: Sequence, ctx: DDPContext) -> list[int]:
 
 def local_batch(samples: Sequence, slots: Sequence[int], crop: tuple[int, int], diameter: float, *,
                 seed: int, epoch: int, batch: int, origins: Sequence | None = None,
-                appearance: Sequence[str] = ()):
+                appearance: Sequence[str] = (), zoom: tuple[float, float] = (1.0, 1.0)):
     """``make_batch`` of this rank's samples, each augmented with its own (seed, epoch, batch, slot)
     generator, cropped at its tile origin (``origins``, None: at random)."""
     from .data import Batch, make_batch
 
     origins = list(origins) if origins is not None else [None] * len(samples)
     parts = [make_batch([s], crop, diameter, np.random.default_rng([seed, epoch, batch, slot]), origins=[o],
-                        appearance=appearance)
+                        appearance=appearance, zoom=zoom)
              for s, slot, o in zip(samples, slots, origins)]
     return Batch(*(np.concatenate([getattr(p, f) for p in parts]) for f in
                    ("image", "heatmap", "offset", "size", "mask", "exemplar")))

@@ -58,6 +58,7 @@ class TrainConfig:
     repeats: int = 0  # 0: tiles covering each micrograph fully per epoch; N > 0: N random crops each
     sparse: bool = False
     appearance: tuple[str, ...] = ()  # datasets ("*": all) whose training crops get blur / noise / grey-level jitter
+    zoom: tuple[float, float] = (1.0, 1.0)  # training crops rescaled by a log-uniform factor in this range
     val_fraction: float = 0.2
     seed: int = 0
     device: str = "cpu"
@@ -76,6 +77,9 @@ class TrainConfig:
             raise EpickError(f"--crop must be a multiple of 32, got {self.crop}")
         if self.batch_size < 1 or self.epochs < 1:
             raise EpickError("--batch-size and --epochs must be at least 1")
+        self.zoom = (float(self.zoom[0]), float(self.zoom[1]))
+        if not 0 < self.zoom[0] <= self.zoom[1]:
+            raise EpickError(f"zoom range must be 0 < low <= high, got {self.zoom}")
         if self.repeats < 0:
             raise EpickError(f"--repeats must be 0 (tiles covering every micrograph) or more, got {self.repeats}")
 
@@ -215,11 +219,11 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
                 samples = [new[i] if kind == "new" else ex[i] for kind, i, _ in mine]
                 batch = distributed.local_batch(samples, slots, crop, fallback_diam, seed=config.seed,
                                                 epoch=epoch, batch=b, origins=[o for _, _, o in mine],
-                                                appearance=config.appearance)
+                                                appearance=config.appearance, zoom=config.zoom)
             else:
                 samples = [new[i] if kind == "new" else ex[i] for kind, i, _ in items]
                 batch = make_batch(samples, crop, fallback_diam, rng, origins=[o for _, _, o in items],
-                                   appearance=config.appearance)
+                                   appearance=config.appearance, zoom=config.zoom)
             image = torch.from_numpy(batch.image).to(dev)
             with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
                 feats, outs = forward_all(image)
