@@ -10,9 +10,10 @@ sim-to-real figure. ``shipped``: trained from scratch on the same simulated set 
 micrographs of the real sets (``held_out_names``: the rest of each set is held out and never
 trained on); ``--leave-out SET`` drops that real set entirely (the honest generality figure).
 Every micrograph is resampled to width 1024 (the paper's fixed-width mode; ``--particle-px N``
-trains the particle-size mode instead). Both stages write ``W/<stage>.epick`` (+ ``.ckpt`` after
-every epoch; rerunning resumes), score the model on the real micrographs with ``score_samples``
-and write ``W/<stage>.json``. ``bundle`` chooses the default threshold on the stage's validation
+trains the particle-size mode instead). ``--appearance`` and ``--zoom`` turn on the trainer's
+appearance jitter and zoom augmentation (``TrainConfig.appearance`` / ``.zoom``). Both stages
+write ``W/<stage>.epick`` (+ ``.ckpt`` after every epoch; rerunning resumes), score the model on
+the real micrographs with ``score_samples`` and write ``W/<stage>.json``. ``bundle`` chooses the default threshold on the stage's validation
 micrographs, exports ONNX and copies both model files into ``--out``.
 """
 from __future__ import annotations
