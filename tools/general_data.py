@@ -87,7 +87,11 @@ def simulated_samples(n: int, params, *, seed: int = 0, recipe: SimRecipe = LOOK
     from epick.simulator.particles import particle_diameter_a
 
     rng = np.random.default_rng(seed)
-    log_uniform = lambda lo_hi: float(np.exp(rng.uniform(*np.log(lo_hi))))  # noqa: E731
+    name_prefix = prefix if prefix is not None else f"{dataset}{seed}_"
+
+    def log_uniform(lo_hi: tuple[float, float]) -> float:
+        return float(np.exp(rng.uniform(*np.log(lo_hi))))
+
     out = []
     for i in tqdm(range(n), desc="simulate", unit="mic", disable=not progress):
         kind = recipe.types[i % len(recipe.types)]
@@ -100,7 +104,7 @@ def simulated_samples(n: int, params, *, seed: int = 0, recipe: SimRecipe = LOOK
                  else sim.image)
         u8, tr = preprocess(image, params.with_diameter(d))
         u, v = tr.to_network(sim.truth.x, sim.truth.y)
-        out.append(Sample(f"{prefix if prefix is not None else f'{dataset}{seed}_'}{i:04d}", dataset, u8, np.stack([u, v], 1), diameter=d / tr.scale_x,
+        out.append(Sample(f"{name_prefix}{i:04d}", dataset, u8, np.stack([u, v], 1), diameter=d / tr.scale_x,
                           scale=float(tr.scale_x)))
     return out
 

@@ -13,8 +13,9 @@ Every micrograph is resampled to width 1024 (the paper's fixed-width mode; ``--p
 trains the particle-size mode instead). ``--appearance`` and ``--zoom`` turn on the trainer's
 appearance jitter and zoom augmentation (``TrainConfig.appearance`` / ``.zoom``). Both stages
 write ``W/<stage>.epick`` (+ ``.ckpt`` after every epoch; rerunning resumes), score the model on
-the real micrographs with ``score_samples`` and write ``W/<stage>.json``. ``bundle`` chooses the default threshold on the stage's validation
-micrographs, exports ONNX and copies both model files into ``--out``.
+the real micrographs with ``score_samples`` and write ``W/<stage>.json``. ``bundle`` chooses the
+default threshold on the stage's validation micrographs, exports ONNX and copies both model files
+into ``--out``.
 """
 from __future__ import annotations
 

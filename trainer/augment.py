@@ -24,6 +24,12 @@ class Augmented:
     zoom: float = 1.0  # network pixels of the crop per network pixel of the sample
 
 
+def inside(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Which (x, y) centres lie on an image of ``shape`` (H, W): pixel centres at integers, edges at -0.5."""
+    h, w = shape
+    return (points[:, 0] >= -0.5) & (points[:, 0] < w - 0.5) & (points[:, 1] >= -0.5) & (points[:, 1] < h - 0.5)
+
+
 def random_crop(image: np.ndarray, points: np.ndarray, sizes: np.ndarray | None,
                 crop: tuple[int, int], rng: np.random.Generator, origin: tuple[int, int] | None = None) -> Augmented:
     """A ``crop`` (H, W) window at ``origin`` (y0, x0), or at random when None; images smaller than
@@ -43,7 +49,7 @@ def random_crop(image: np.ndarray, points: np.ndarray, sizes: np.ndarray | None,
     else:
         y0, x0 = min(int(origin[0]), H - ch), min(int(origin[1]), W - cw)
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2) - (x0, y0)
-    keep = (pts[:, 0] >= -0.5) & (pts[:, 0] < cw - 0.5) & (pts[:, 1] >= -0.5) & (pts[:, 1] < ch - 0.5)
+    keep = inside(pts, crop)
     return Augmented(image[y0:y0 + ch, x0:x0 + cw].copy(), pts[keep],
                      None if sizes is None else np.asarray(sizes)[keep])
 
@@ -65,7 +71,7 @@ def zoomed_crop(image: np.ndarray, points: np.ndarray, sizes: np.ndarray | None,
     xx = (np.arange(cw, dtype=np.float32) + 0.5) / zoom - 0.5
     out = map_coordinates(src, np.meshgrid(yy, xx, indexing="ij"), order=1, mode="nearest")
     pts = (a.points + 0.5) * zoom - 0.5
-    keep = (pts[:, 0] >= -0.5) & (pts[:, 0] < cw - 0.5) & (pts[:, 1] >= -0.5) & (pts[:, 1] < ch - 0.5)
+    keep = inside(pts, crop)
     return Augmented(np.clip(out + 0.5, 0, 255).astype(np.uint8), pts[keep],
                      None if a.sizes is None else a.sizes[keep] * zoom, zoom)
 
