@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from epick.runtime.preprocess import (LEVELS, PreprocessParams, Transform, area_weights, refine_range,
-                                      robust_range)
+from epick.runtime.preprocess import (LEVELS, PreprocessParams, Transform, area_weights, gaussian_weights,
+                                      refine_range, robust_range)
 
 SUPPORTED_DTYPES = (np.float32, np.float16, np.int8, np.uint8, np.uint16, np.int16)
 ROBUST_ROUNDS = inspect.signature(robust_range).parameters["max_rounds"].default  # the CPU default
@@ -58,14 +58,20 @@ class GpuPreprocessor:
         from ._device import BufferPool
 
         self._pool = BufferPool()
-        self._weights: dict[tuple[int, int], tuple] = {}
+        self._weights: dict[tuple, tuple] = {}
 
     # ------------------------------------------------------------------ helpers
     def _axis_weights(self, n_in: int, n_out: int):
         """Device copies of ``area_weights(n_in, n_out)``, uploaded once per pair."""
-        key = (n_in, n_out)
+        return self._device_weights(("area", n_in, n_out), area_weights)
+
+    def _blur_weights(self, n: int):
+        """Device copies of ``gaussian_weights(n, params.lowpass)``, uploaded once per length."""
+        return self._device_weights(("blur", n, self.params.lowpass), gaussian_weights)
+
+    def _device_weights(self, key: tuple, make):
         if key not in self._weights:
-            start, weights = area_weights(n_in, n_out)
+            start, weights = make(*key[1:])
             self._weights[key] = (self._cuda.to_device(start, stream=self.stream),
                                   self._cuda.to_device(weights, stream=self.stream))
         return self._weights[key]
@@ -112,6 +118,22 @@ class GpuPreprocessor:
             k.k_cast_f32[grid, block, s](image, cast)
             image = cast
         return image
+
+    def lowpass(self, small):
+        """Device float32 [my, mx]: ``epick.runtime.preprocess.lowpass`` of ``small`` with sigma
+        ``params.lowpass`` (along y, then x, on the resampling kernels); ``small`` itself when 0."""
+        from ._device import grid_2d
+
+        if not self.params.lowpass > 0:
+            return small
+        k, s = self._k, self.stream
+        my, mx = small.shape
+        grid, block = grid_2d(my, mx)
+        along_y = self._pool.get("blur_y", (my, mx), np.float32, s)
+        k.k_resample_cols[grid, block, s](small, *self._blur_weights(my), along_y)
+        blurred = self._pool.get("blurred", (my, mx), np.float32, s)
+        k.k_resample_rows[grid, block, s](along_y, *self._blur_weights(mx), blurred)
+        return blurred
 
     def robust_range(self, small) -> tuple[float, float] | None:
         """``epick.runtime.preprocess.robust_range`` on a device image: the kernels give the finite
@@ -232,7 +254,7 @@ class GpuPreprocessor:
         """
         raw = self._upload(image)
         out_shape = self.params.network_shape(tuple(raw.shape))
-        small = self.downsample(raw, out_shape)
+        small = self.lowpass(self.downsample(raw, out_shape))
         bounds = self.robust_range(small)
         u8, pad_grey = self.levels(small, bounds)
         net = self.network_input(u8, pad_grey) if self.pad_multiple > 0 else None

@@ -35,6 +35,7 @@ CONSTANT_RTOL = 1e-5
 # ---------------------------------------------------------------------------------------------
 MAX_TARGET_WIDTH = 16384    # network image width (the EPicker default is 1024)
 MAX_HIST_BINS = 1 << 20     # refinement histogram bins (default 4096)
+MAX_LOWPASS = 64.0          # Gaussian low-pass sigma, network pixels
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class PreprocessParams:
       network pixels, whatever its pixel size, so one model sees every particle at one scale.
     - ``diameter``: size mode only, the particle diameter in ORIGINAL pixels of the micrographs at
       hand; set at training / picking time with ``with_diameter`` (a model stores 0 here).
+    - ``lowpass``: standard deviation (network pixels) of a Gaussian low-pass applied after the
+      downsampling; 0 (the default, and every model without the key) applies none.
     """
 
     target_width: int = 1024
@@ -59,6 +62,7 @@ class PreprocessParams:
     equalise: bool = True
     particle_px: float = 0.0
     diameter: float = 0.0
+    lowpass: float = 0.0
 
     def __post_init__(self) -> None:
         # upper bounds: a damaged model file must not make preprocessing allocate gigabytes
@@ -70,6 +74,8 @@ class PreprocessParams:
             raise ValueError(f"hist_bins must lie in [256, {MAX_HIST_BINS}], got {self.hist_bins}")
         if not (0 <= self.particle_px <= MAX_TARGET_WIDTH and 0 <= self.diameter <= 1e7):
             raise ValueError(f"particle_px and diameter must be >= 0 and sane, got {self.particle_px}, {self.diameter}")
+        if not 0.0 <= self.lowpass <= MAX_LOWPASS:
+            raise ValueError(f"lowpass (Gaussian sigma, network pixels) must lie in [0, {MAX_LOWPASS}], got {self.lowpass}")
 
     @property
     def size_mode(self) -> bool:
@@ -108,7 +114,7 @@ class PreprocessParams:
         if unknown:
             raise ValueError(f"unknown preprocessing settings {unknown}; known: {sorted(known)}")
         casts = {"target_width": int, "clip_low": float, "clip_high": float, "hist_bins": int, "equalise": bool,
-                 "particle_px": float, "diameter": float}
+                 "particle_px": float, "diameter": float, "lowpass": float}
         return cls(**{k: casts[k](v) for k, v in data.items()})
 
 
@@ -268,6 +274,45 @@ def downsample(image: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
     if mx != nx:
         image = _resample_rows(image, *area_weights(nx, mx))
     return image
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 1b: Gaussian low-pass (optional)
+# ---------------------------------------------------------------------------------------------
+def gaussian_weights(n: int, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian blur along one axis of ``n`` pixels in ``area_weights``' form (``start``, ``weights``).
+
+    Kernel: exp(-k^2 / (2 sigma^2)) for |k| <= r = ceil(3 sigma), normalised to sum 1 (float64,
+    then float32). Edges are mirror-symmetric (pixel -1 is pixel 0, pixel n is pixel n-1): a tap
+    that falls outside adds its weight to its mirror pixel, so every output is a weighted sum over
+    the contiguous window ``start[j] .. start[j] + taps - 1`` inside the image and the blur runs on
+    the same kernels as the downsampling. Axes shorter than the kernel get a shorter window.
+    """
+    if n < 1 or not sigma > 0:
+        raise ValueError(f"gaussian_weights needs n >= 1 and sigma > 0, got n={n}, sigma={sigma}")
+    r = int(math.ceil(3.0 * sigma))
+    kernel = np.exp(-0.5 * (np.arange(-r, r + 1, dtype=np.float64) / sigma) ** 2)
+    kernel /= kernel.sum()
+    taps = min(2 * r + 1, n)
+    start = np.clip(np.arange(n) - r, 0, n - taps)
+    weights = np.zeros((n, taps), dtype=np.float64)
+    for j in range(n):
+        src = np.arange(j - r, j + r + 1)
+        while np.any((src < 0) | (src >= n)):     # mirror until inside (several times on tiny axes)
+            src = np.where(src < 0, -src - 1, src)
+            src = np.where(src >= n, 2 * n - 1 - src, src)
+        np.add.at(weights[j], src - start[j], kernel)
+    return start.astype(np.int32), weights.astype(np.float32)
+
+
+def lowpass(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian low-pass of a 2-D float32 image (``sigma`` in its pixels; 0 returns it unchanged):
+    along y, then along x, as float32 weighted sums in tap order (``_resample_cols``/``_rows``)."""
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    if not sigma > 0:
+        return image
+    ny, nx = image.shape
+    return _resample_rows(_resample_cols(image, *gaussian_weights(ny, sigma)), *gaussian_weights(nx, sigma))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,7 +493,8 @@ def preprocess(image: np.ndarray, params: PreprocessParams | None = None) -> tup
     """Micrograph ``image[y, x]`` (any real dtype, 2-D) -> (uint8 network image, Transform).
 
     Downsample to ``params.network_shape`` (width ``target_width``, or in the particle-size mode the
-    width that puts the particle diameter on ``particle_px`` pixels; never upsample), clip at robust
+    width that puts the particle diameter on ``particle_px`` pixels; never upsample), low-pass when
+    ``params.lowpass`` > 0, clip at robust
     quantiles to 8 bits, then histogram-equalise. NaN/Inf pixels, hot pixels and constant images
     are handled.
     """
@@ -457,7 +503,7 @@ def preprocess(image: np.ndarray, params: PreprocessParams | None = None) -> tup
     if image.ndim != 2 or image.size == 0:
         raise ValueError(f"preprocess needs a non-empty 2-D image, got shape {image.shape}")
     out_shape = params.network_shape(image.shape)
-    small = downsample(image, out_shape)
+    small = lowpass(downsample(image, out_shape), params.lowpass)
     bounds = robust_range(small, params.clip_low, params.clip_high, params.hist_bins)
     levels = to_levels(small, *(bounds or (None, None)))
     if params.equalise:

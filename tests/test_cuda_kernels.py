@@ -202,10 +202,14 @@ def test_network_input_is_padded_like_pad_to_multiple(mode):
 
 
 # ---------------------------------------------------------------- preprocessing, whole
-@pytest.mark.parametrize("case", ["float32_nan_hot", "uint16", "int8_no_downsample", "constant", "one_row"])
+@pytest.mark.parametrize("case", ["float32_nan_hot", "uint16", "int8_no_downsample", "constant", "one_row",
+                                  "lowpass_nan", "lowpass_int8_no_downsample", "lowpass_one_row"])
 def test_preprocess_equals_cpu(case):
     rng = np.random.default_rng(15)
-    params = P.PreprocessParams(target_width=23)
+    params = P.PreprocessParams(target_width=23, lowpass=1.5 if case.startswith("lowpass") else 0.0)
+    case = case.removeprefix("lowpass_")
+    if case == "nan":
+        case = "float32_nan_hot"
     if case == "float32_nan_hot":
         image = micrograph(rng, (37, 53), np.float32)
         image[4, 4] = np.nan

@@ -15,6 +15,8 @@ from epick.runtime.preprocess import (
     area_weights,
     downsample,
     equalise,
+    gaussian_weights,
+    lowpass,
     network_input,
     network_shape,
     pad_to_multiple,
@@ -226,6 +228,52 @@ def test_params_round_trip_and_validation():
         PreprocessParams.from_dict({"bogus": 1})
     with pytest.raises(ValueError):
         PreprocessParams(clip_low=0.9, clip_high=0.1)
+
+
+# --- optional Gaussian low-pass ------------------------------------------------------------------------
+@pytest.mark.parametrize("n, sigma", [(40, 0.7), (40, 2.0), (9, 2.0), (3, 2.0), (1, 1.0)])
+def test_gaussian_weights_are_a_mirrored_kernel_on_contiguous_windows(n, sigma):
+    start, w = gaussian_weights(n, sigma)
+    r = math.ceil(3 * sigma)
+    assert w.shape == (n, min(2 * r + 1, n)) and start.dtype == np.int32 and w.dtype == np.float32
+    assert np.all(start >= 0) and np.all(start + w.shape[1] <= n)     # every tap inside the axis
+    np.testing.assert_allclose(w.sum(axis=1), 1.0, rtol=0, atol=1e-6)
+    # as a dense matrix: mirror-symmetric edges make it the flip of itself, a blur of a constant is constant
+    dense = np.zeros((n, n))
+    for j in range(n):
+        dense[j, start[j]:start[j] + w.shape[1]] = w[j]
+    np.testing.assert_allclose(dense, dense[::-1, ::-1], atol=1e-7)
+    if n > 2 * r:   # an inner row is the plain Gaussian, centred
+        k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+        np.testing.assert_allclose(dense[r, :2 * r + 1], k / k.sum(), atol=1e-7)
+
+
+def test_lowpass_is_scipy_gaussian_filter_with_mirrored_edges():
+    from scipy import ndimage
+
+    image = _noise((37, 53), seed=3)
+    for sigma in (0.5, 1.5, 3.0):
+        want = ndimage.gaussian_filter(image.astype(np.float64), sigma, mode="reflect", truncate=math.ceil(3 * sigma) / sigma)
+        np.testing.assert_allclose(lowpass(image, sigma), want, rtol=0, atol=2e-6)
+    assert lowpass(image, 0.0) is not None and np.array_equal(lowpass(image, 0.0), image)
+
+
+def test_lowpass_in_preprocess_only_when_asked_and_it_cuts_pixel_noise():
+    image = _noise((300, 400), seed=4)
+    plain, tf = preprocess(image, PreprocessParams(target_width=200))
+    assert np.array_equal(plain, preprocess(image, PreprocessParams(target_width=200, lowpass=0.0))[0])
+    smooth, tf2 = preprocess(image, PreprocessParams(target_width=200, lowpass=2.0))
+    assert tf2 == tf and smooth.shape == plain.shape
+    # white noise: neighbouring pixels are nearly independent before, strongly correlated after
+    def neighbour_corr(u8):
+        a = u8.astype(np.float64)
+        return np.corrcoef(a[:, :-1].ravel(), a[:, 1:].ravel())[0, 1]
+    assert abs(neighbour_corr(plain)) < 0.1 and neighbour_corr(smooth) > 0.8
+    with pytest.raises(ValueError, match="lowpass"):
+        PreprocessParams(lowpass=-1.0)
+    old = {k: v for k, v in PreprocessParams().to_dict().items() if k != "lowpass"}   # a model from before the key
+    assert PreprocessParams.from_dict(old).lowpass == 0.0
+    assert PreprocessParams.from_dict(PreprocessParams(lowpass=1.5).to_dict()).lowpass == 1.5
 
 
 def test_target_width_is_respected():

@@ -32,6 +32,29 @@ def test_samples_use_the_runtime_preprocess_call(tmp_path, monkeypatch):
     assert pts[0] == pytest.approx([4.5, 9.5])
 
 
+def test_train_lowpass_is_stored_with_the_model_and_used_for_its_samples(tmp_path):
+    pytest.importorskip("torch")
+    from epick.runtime.cli import main
+    from epick.runtime.io.micrograph import read_micrograph
+    from epick.runtime.preprocess import preprocess
+    from epick.trainer.modelfile import read_model_file
+    from epick.trainer.train import TrainConfig
+
+    mics, stars = write_dataset(tmp_path, "apo", 2, seed=2, shape=(160, 192))
+    out = tmp_path / "lp.epick"
+    assert main(["train", "--mode", "joint", "--data", str(mics), str(stars), "--diameter", str(KINDS["apo"]),
+                 "-o", str(out), "--epochs", "1", "--width", "0.25", "--crop", "64", "--target-width", "96",
+                 "--lowpass", "1.5", "--quiet"]) == 0
+    params = PreprocessParams.from_dict(read_model_file(out).metadata["preprocess"])
+    assert params == PreprocessParams(target_width=96, lowpass=1.5)
+    [sample, _] = load_dataset(mics, stars, params, dataset="d", diameter=KINDS["apo"], progress=False)
+    u8, _ = preprocess(read_micrograph(mics / f"{sample.name}.mrc").data, params)
+    plain, _ = preprocess(read_micrograph(mics / f"{sample.name}.mrc").data, PreprocessParams(target_width=96))
+    assert np.array_equal(sample.image, u8) and not np.array_equal(u8, plain)
+    with pytest.raises(Exception, match="lowpass"):
+        TrainConfig(lowpass=-1.0).new_preprocess()
+
+
 def test_pairing_errors_name_the_file():
     mics = ["a/m1.mrc", "a/m2.mrc"]
     p1 = Picks("m1", [1.0], [2.0], source="c/m1.star")

@@ -40,11 +40,12 @@ def held_out_names(name: str) -> list[str]:
     return stems[-N_HELD_OUT[name]:]
 
 
-def params(particle_px: float = 0.0):
-    """The general model's preprocessing: width 1024, or the particle-size mode (``particle_px`` > 0)."""
+def params(particle_px: float = 0.0, lowpass: float = 0.0):
+    """The general model's preprocessing: width 1024, or the particle-size mode (``particle_px`` > 0);
+    ``lowpass``: Gaussian sigma in network pixels (0: none)."""
     from epick.runtime.preprocess import PreprocessParams
 
-    return PreprocessParams(particle_px=particle_px)
+    return PreprocessParams(particle_px=particle_px, lowpass=lowpass)
 
 
 def sim_cache(work: Path, n: int, seed: int, recipe: str, prep) -> list:
@@ -53,7 +54,7 @@ def sim_cache(work: Path, n: int, seed: int, recipe: str, prep) -> list:
     from epick.trainer.data import Sample
     from tools.general_data import RECIPES, simulated_samples
 
-    path = work / f"sim_{recipe}_{n}_{seed}_p{prep.particle_px:g}.npz"
+    path = work / (f"sim_{recipe}_{n}_{seed}_p{prep.particle_px:g}" + (f"_lp{prep.lowpass:g}" if prep.lowpass else "") + ".npz")
     if path.is_file():
         z = np.load(path)
         meta = json.loads(str(z["meta"]))
@@ -162,6 +163,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lr-steps", type=int, nargs="*", default=None, help="epochs where lr drops 10x")
     ap.add_argument("--val-fraction", type=float, default=0.17)
     ap.add_argument("--particle-px", type=float, default=0.0, help="particle-size mode (0: width 1024)")
+    ap.add_argument("--lowpass", type=float, default=0.0, help="Gaussian low-pass sigma, network pixels (0: none)")
     ap.add_argument("--seed", type=int, default=0, help="training seed")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--leave-out", choices=("betagal", "empiar10947"), help="shipped: train without this real set")
@@ -183,7 +185,7 @@ def main(argv=None) -> int:
               f"validation micrographs); bundled into {args.out}")
         return 0
     name = args.stage + (f"-no-{args.leave_out}" if args.leave_out else "") + args.tag
-    prep = params(args.particle_px)
+    prep = params(args.particle_px, args.lowpass)
     sim = {recipe: int(n) for recipe, n in (spec.split(":") for spec in args.sim)}
     if not set(sim) <= set(RECIPES):
         ap.error(f"--sim: recipes are {', '.join(sorted(RECIPES))}")
@@ -195,7 +197,7 @@ def main(argv=None) -> int:
     config = TrainConfig(mode="joint", epochs=args.epochs, batch_size=4, lr=args.lr,
                          lr_steps=tuple(args.lr_steps) if args.lr_steps is not None else None,
                          crop=args.crop, repeats=args.repeats, val_fraction=args.val_fraction, seed=args.seed,
-                         width=0.25, particle_px=args.particle_px, appearance=_jittered(args.appearance),
+                         width=0.25, particle_px=args.particle_px, lowpass=args.lowpass, appearance=_jittered(args.appearance),
                          zoom=tuple(args.zoom),
                          progress=True)
     out = args.work / f"{name}.epick"

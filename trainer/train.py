@@ -66,6 +66,7 @@ class TrainConfig:
     width: float = 1.0  # channel multiplier of a new network (0.25 = narrow variant)
     target_width: int = 1024  # preprocessing of a new model (a loaded model keeps its own)
     particle_px: float = 0.0  # > 0: particle-size mode of a new model (diameter -> this many network px)
+    lowpass: float = 0.0  # Gaussian low-pass sigma (network px) in the preprocessing of a new model
     exemplar_objects: int = 200
     progress: bool = True
     ddp: bool = False  # one process of a torchrun job (trainer/distributed.py); batch_size is the global batch
@@ -92,6 +93,15 @@ class TrainConfig:
     def lr_at(self, epoch: int) -> float:
         """Learning rate of ``epoch`` (0-based)."""
         return self.lr * 0.1 ** sum(epoch >= m for m in self.milestones())
+
+    def new_preprocess(self):
+        """The PreprocessParams of a new model trained with this config (a loaded model keeps its own)."""
+        from epick.runtime.preprocess import PreprocessParams
+
+        try:
+            return PreprocessParams(target_width=self.target_width, particle_px=self.particle_px, lowpass=self.lowpass)
+        except ValueError as exc:
+            raise EpickError(f"preprocessing settings: {exc}") from exc
 
 
 @dataclass
@@ -347,8 +357,7 @@ def train_samples(samples: Sequence[Sample], config: TrainConfig, output: str | 
         preprocess = init.metadata["preprocess"]
         particle_diameter = particle_diameter or init.metadata.get("particle_diameter")
     if preprocess is None:
-        from epick.runtime.preprocess import PreprocessParams
-        preprocess = PreprocessParams(target_width=config.target_width, particle_px=config.particle_px).to_dict()
+        preprocess = config.new_preprocess().to_dict()
     meta = build_metadata(network.config, object_type=config.object_type, preprocess=preprocess,
                           particle_diameter=particle_diameter, diameter_network=diam_net, history=history,
                           training={**asdict(config), "log": result.log})
@@ -371,7 +380,7 @@ def train_model(specs: Sequence[DatasetSpec], config: TrainConfig, output: str |
 
     init = read_model_file(init_model) if init_model is not None else None
     params = (PreprocessParams.from_dict(init.metadata["preprocess"]) if init is not None
-              else PreprocessParams(target_width=config.target_width, particle_px=config.particle_px))
+              else config.new_preprocess())
     samples: list[Sample] = []
     for spec in specs:
         samples += load_dataset(spec.micrographs, spec.coordinates, params, dataset=spec.name,
