@@ -65,9 +65,9 @@ class GpuPreprocessor:
         """Device copies of ``area_weights(n_in, n_out)``, uploaded once per pair."""
         return self._device_weights(("area", n_in, n_out), area_weights)
 
-    def _blur_weights(self, n: int):
-        """Device copies of ``gaussian_weights(n, params.lowpass)``, uploaded once per length."""
-        return self._device_weights(("blur", n, self.params.lowpass), gaussian_weights)
+    def _blur_weights(self, n: int, sigma: float):
+        """Device copies of ``gaussian_weights(n, sigma)``, uploaded once per (length, sigma)."""
+        return self._device_weights(("blur", n, sigma), gaussian_weights)
 
     def _device_weights(self, key: tuple, make):
         if key not in self._weights:
@@ -119,21 +119,36 @@ class GpuPreprocessor:
             image = cast
         return image
 
-    def lowpass(self, small):
-        """Device float32 [my, mx]: ``epick.runtime.preprocess.lowpass`` of ``small`` with sigma
-        ``params.lowpass`` (along y, then x, on the resampling kernels); ``small`` itself when 0."""
+    def _blur(self, image, sigma: float, name: str):
+        """Device float32: ``epick.runtime.preprocess.lowpass(image, sigma)`` (along y, then x, on the
+        resampling kernels) into the pooled buffer ``name``."""
         from ._device import grid_2d
 
-        if not self.params.lowpass > 0:
-            return small
         k, s = self._k, self.stream
-        my, mx = small.shape
+        my, mx = image.shape
         grid, block = grid_2d(my, mx)
-        along_y = self._pool.get("blur_y", (my, mx), np.float32, s)
-        k.k_resample_cols[grid, block, s](small, *self._blur_weights(my), along_y)
-        blurred = self._pool.get("blurred", (my, mx), np.float32, s)
-        k.k_resample_rows[grid, block, s](along_y, *self._blur_weights(mx), blurred)
-        return blurred
+        along_y = self._pool.get(name + "_y", (my, mx), np.float32, s)
+        k.k_resample_cols[grid, block, s](image, *self._blur_weights(my, sigma), along_y)
+        out = self._pool.get(name, (my, mx), np.float32, s)
+        k.k_resample_rows[grid, block, s](along_y, *self._blur_weights(mx, sigma), out)
+        return out
+
+    def filter(self, small):
+        """Device float32 [my, mx]: the optional filters of ``epick.runtime.preprocess.preprocess``
+        (``lowpass`` with ``params.lowpass``, then ``subtract_background`` with ``params.highpass``);
+        ``small`` itself when both are 0."""
+        from ._device import grid_2d
+
+        p = self.params
+        if p.lowpass > 0:
+            small = self._blur(small, p.lowpass, "lowpass")
+        if p.highpass > 0:
+            background = self._blur(small, p.highpass, "background")
+            out = self._pool.get("highpass", tuple(small.shape), np.float32, self.stream)
+            grid, block = grid_2d(*small.shape)
+            self._k.k_subtract[grid, block, self.stream](small, background, out)
+            small = out
+        return small
 
     def robust_range(self, small) -> tuple[float, float] | None:
         """``epick.runtime.preprocess.robust_range`` on a device image: the kernels give the finite
@@ -254,7 +269,7 @@ class GpuPreprocessor:
         """
         raw = self._upload(image)
         out_shape = self.params.network_shape(tuple(raw.shape))
-        small = self.lowpass(self.downsample(raw, out_shape))
+        small = self.filter(self.downsample(raw, out_shape))
         bounds = self.robust_range(small)
         u8, pad_grey = self.levels(small, bounds)
         net = self.network_input(u8, pad_grey) if self.pad_multiple > 0 else None

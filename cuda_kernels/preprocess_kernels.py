@@ -7,7 +7,8 @@ sums, float64 level maps), written with the non-fused intrinsics of ``_device`` 
 | ---------------------------- | --------------------------------------- |
 | ``k_fill``, ``k_min_max_reset`` | resets on the device (no upload)      |
 | ``k_cast_f32``               | ``np.ascontiguousarray(img, float32)``  |
-| ``k_resample_rows/_cols``    | ``_resample_rows`` / ``_resample_cols`` |
+| ``k_resample_rows/_cols``    | ``_resample_rows`` / ``_resample_cols`` (also ``lowpass``) |
+| ``k_subtract``               | ``subtract_background``'s ``image - bg`` |
 | ``k_finite_min_max``         | ``_finite_min_max``                     |
 | ``k_histogram``              | ``_histogram`` (shared memory + atomics)|
 | ``k_range_start``, ``k_histogram_dev``, ``k_range_step`` | ``refine_range`` (no host round trip) |
@@ -43,6 +44,16 @@ def k_cast_f32(image, out):
     for y in range(y0, out.shape[0], sy):
         for x in range(x0, out.shape[1], sx):
             out[y, x] = float32(image[y, x])
+
+
+@cuda.jit
+def k_subtract(a, b, out):
+    """out[y, x] = a[y, x] - b[y, x] in float32 (``subtract_background``)."""
+    x0, y0 = cuda.grid(2)
+    sx, sy = cuda.gridsize(2)
+    for y in range(y0, out.shape[0], sy):
+        for x in range(x0, out.shape[1], sx):
+            out[y, x] = sub32(a[y, x], b[y, x])
 
 
 @cuda.jit

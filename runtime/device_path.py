@@ -360,7 +360,7 @@ class DevicePipeline(PickPipeline):
             uploaded.append((item.raw, event))
             if timer:
                 timer.mark("preprocess", self.stream)
-            small = pre.lowpass(pre.downsample(raw, item.transform.network_shape))   # may be the raw slot itself
+            small = pre.filter(pre.downsample(raw, item.transform.network_shape))   # may be the raw slot itself
             u8, pad_grey = pre.levels_on_device(small, pre.grey_range(small))   # no host round trip
             self._network_input(u8, pad_grey, batch[i, 0])
             self.uploader.release(slot)

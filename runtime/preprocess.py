@@ -35,7 +35,7 @@ CONSTANT_RTOL = 1e-5
 # ---------------------------------------------------------------------------------------------
 MAX_TARGET_WIDTH = 16384    # network image width (the EPicker default is 1024)
 MAX_HIST_BINS = 1 << 20     # refinement histogram bins (default 4096)
-MAX_LOWPASS = 64.0          # Gaussian low-pass sigma, network pixels
+MAX_LOWPASS = 64.0          # Gaussian low-pass / background sigma, network pixels
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class PreprocessParams:
       hand; set at training / picking time with ``with_diameter`` (a model stores 0 here).
     - ``lowpass``: standard deviation (network pixels) of a Gaussian low-pass applied after the
       downsampling; 0 (the default, and every model without the key) applies none.
+    - ``highpass``: standard deviation (network pixels) of the Gaussian background subtracted after
+      the low-pass; 0 (the default, and every model without the key) subtracts none.
     """
 
     target_width: int = 1024
@@ -63,6 +65,7 @@ class PreprocessParams:
     particle_px: float = 0.0
     diameter: float = 0.0
     lowpass: float = 0.0
+    highpass: float = 0.0
 
     def __post_init__(self) -> None:
         # upper bounds: a damaged model file must not make preprocessing allocate gigabytes
@@ -74,8 +77,10 @@ class PreprocessParams:
             raise ValueError(f"hist_bins must lie in [256, {MAX_HIST_BINS}], got {self.hist_bins}")
         if not (0 <= self.particle_px <= MAX_TARGET_WIDTH and 0 <= self.diameter <= 1e7):
             raise ValueError(f"particle_px and diameter must be >= 0 and sane, got {self.particle_px}, {self.diameter}")
-        if not 0.0 <= self.lowpass <= MAX_LOWPASS:
-            raise ValueError(f"lowpass (Gaussian sigma, network pixels) must lie in [0, {MAX_LOWPASS}], got {self.lowpass}")
+        for name in ("lowpass", "highpass"):
+            if not 0.0 <= getattr(self, name) <= MAX_LOWPASS:
+                raise ValueError(f"{name} (Gaussian sigma, network pixels) must lie in [0, {MAX_LOWPASS}], "
+                                 f"got {getattr(self, name)}")
 
     @property
     def size_mode(self) -> bool:
@@ -114,7 +119,8 @@ class PreprocessParams:
         if unknown:
             raise ValueError(f"unknown preprocessing settings {unknown}; known: {sorted(known)}")
         casts = {"target_width": int, "clip_low": float, "clip_high": float, "hist_bins": int, "equalise": bool,
-                 "particle_px": float, "diameter": float, "lowpass": float}
+                 "particle_px": float, "diameter": float, "lowpass": float,
+                 "highpass": float}
         return cls(**{k: casts[k](v) for k, v in data.items()})
 
 
@@ -315,6 +321,15 @@ def lowpass(image: np.ndarray, sigma: float) -> np.ndarray:
     return _resample_rows(_resample_cols(image, *gaussian_weights(ny, sigma)), *gaussian_weights(nx, sigma))
 
 
+def subtract_background(image: np.ndarray, sigma: float) -> np.ndarray:
+    """``image - lowpass(image, sigma)`` in float32 (``sigma`` in its pixels; 0 returns it unchanged):
+    removes gradients and steps wider than ``sigma``, keeps what is smaller."""
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    if not sigma > 0:
+        return image
+    return image - lowpass(image, sigma)
+
+
 # ---------------------------------------------------------------------------------------------
 # Step 2: robust range from refined histograms
 # ---------------------------------------------------------------------------------------------
@@ -494,7 +509,7 @@ def preprocess(image: np.ndarray, params: PreprocessParams | None = None) -> tup
 
     Downsample to ``params.network_shape`` (width ``target_width``, or in the particle-size mode the
     width that puts the particle diameter on ``particle_px`` pixels; never upsample), low-pass when
-    ``params.lowpass`` > 0, clip at robust
+    ``params.lowpass`` > 0, subtract the background when ``params.highpass`` > 0, clip at robust
     quantiles to 8 bits, then histogram-equalise. NaN/Inf pixels, hot pixels and constant images
     are handled.
     """
@@ -503,7 +518,7 @@ def preprocess(image: np.ndarray, params: PreprocessParams | None = None) -> tup
     if image.ndim != 2 or image.size == 0:
         raise ValueError(f"preprocess needs a non-empty 2-D image, got shape {image.shape}")
     out_shape = params.network_shape(image.shape)
-    small = lowpass(downsample(image, out_shape), params.lowpass)
+    small = subtract_background(lowpass(downsample(image, out_shape), params.lowpass), params.highpass)
     bounds = robust_range(small, params.clip_low, params.clip_high, params.hist_bins)
     levels = to_levels(small, *(bounds or (None, None)))
     if params.equalise:

@@ -34,6 +34,7 @@ def signatures(all_dtypes: bool) -> dict[str, list[tuple]]:
         "preprocess_kernels.k_cast_f32": [(arr(d, 2), f32_2) for d in raw],
         "preprocess_kernels.k_resample_cols": [(arr(d, 2), arr("int32", 1), f32_2, f32_2) for d in raw],
         "preprocess_kernels.k_resample_rows": [(arr(d, 2), arr("int32", 1), f32_2, f32_2) for d in raw],
+        "preprocess_kernels.k_subtract": [(f32_2, f32_2, f32_2)],
         "preprocess_kernels.k_finite_min_max": [(arr("float32", 1), arr("float32", 1), arr("int64", 1))],
         "preprocess_kernels.k_histogram": [(arr("float32", 1), t.float64, t.float64, t.float64,
                                             arr("int64", 1), arr("int64", 1))],

@@ -203,11 +203,13 @@ def test_network_input_is_padded_like_pad_to_multiple(mode):
 
 # ---------------------------------------------------------------- preprocessing, whole
 @pytest.mark.parametrize("case", ["float32_nan_hot", "uint16", "int8_no_downsample", "constant", "one_row",
-                                  "lowpass_nan", "lowpass_int8_no_downsample", "lowpass_one_row"])
+                                  "lowpass_nan", "lowpass_int8_no_downsample", "lowpass_one_row",
+                                  "bandpass_nan", "bandpass_uint16", "highpass_constant"])
 def test_preprocess_equals_cpu(case):
     rng = np.random.default_rng(15)
-    params = P.PreprocessParams(target_width=23, lowpass=1.5 if case.startswith("lowpass") else 0.0)
-    case = case.removeprefix("lowpass_")
+    params = P.PreprocessParams(target_width=23, lowpass=1.5 if case.startswith(("lowpass", "bandpass")) else 0.0,
+                                highpass=4.0 if case.startswith(("highpass", "bandpass")) else 0.0)
+    case = case.split("pass_")[-1]
     if case == "nan":
         case = "float32_nan_hot"
     if case == "float32_nan_hot":

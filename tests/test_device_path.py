@@ -161,11 +161,11 @@ def test_device_path_refused_for_host_backend_and_off_by_default_without_gpu(ran
     assert Picker(backend).on_device is (not SIMULATED)   # auto: only on a real GPU, never the simulator
 
 
-def test_device_path_applies_the_models_lowpass_like_the_host_path(tmp_path):
-    lowpass_onnx = make_onnx(tmp_path / "lowpass.onnx", kind="random", target_width=64, seed=3,
-                             extra_meta={"preprocess": {"target_width": 64, "lowpass": 1.5}})
-    host, device, _ = _pickers(lowpass_onnx, min_side=0)
-    assert device.params.lowpass == 1.5 and device.on_device
+def test_device_path_applies_the_models_filters_like_the_host_path(tmp_path):
+    filtered = make_onnx(tmp_path / "bandpass.onnx", kind="random", target_width=64, seed=3,
+                         extra_meta={"preprocess": {"target_width": 64, "lowpass": 1.5, "highpass": 6.0}})
+    host, device, _ = _pickers(filtered, min_side=0)
+    assert (device.params.lowpass, device.params.highpass) == (1.5, 6.0) and device.on_device
     a32 = _micrograph((50, 37), np.float32, seed=1)
     assert _compare(host, device, [[a32, _as_dtype(a32, np.uint16)], [_micrograph((20, 150), np.int8, seed=2)]]) > 0
 

@@ -17,6 +17,7 @@ from epick.runtime.preprocess import (
     equalise,
     gaussian_weights,
     lowpass,
+    subtract_background,
     network_input,
     network_shape,
     pad_to_multiple,
@@ -274,6 +275,29 @@ def test_lowpass_in_preprocess_only_when_asked_and_it_cuts_pixel_noise():
     old = {k: v for k, v in PreprocessParams().to_dict().items() if k != "lowpass"}   # a model from before the key
     assert PreprocessParams.from_dict(old).lowpass == 0.0
     assert PreprocessParams.from_dict(PreprocessParams(lowpass=1.5).to_dict()).lowpass == 1.5
+
+
+def test_background_subtraction_removes_gradients_and_keeps_particles():
+    yy, xx = np.mgrid[0:200, 0:300].astype(np.float32)
+    gradient = (0.05 * xx + 0.02 * yy + 10.0 * (yy > 150)).astype(np.float32)   # ice gradient and a carbon step
+    blob = -5.0 * np.exp(-((xx - 100) ** 2 + (yy - 80) ** 2) / (2 * 4.0 ** 2))   # a particle, sigma 4 px
+    flat = subtract_background(gradient, 32.0)
+    assert np.abs(flat[40:90, 100:200]).max() < 0.05 * np.abs(gradient[40:90, 100:200]).max()  # 60 px from the step
+    kept = subtract_background(gradient + blob, 32.0) - flat
+    assert kept[80, 100] < -4.5 and abs(kept[80, 160]) < 0.05              # the particle stays, locally
+    assert np.array_equal(subtract_background(gradient, 0.0), gradient)
+    # in preprocess: an added gradient barely changes the network image (it would without the subtraction)
+    noise = _noise((400, 600), seed=5)
+    ramp = np.linspace(0.0, 3.0, 600, dtype=np.float32)[None, :] * np.ones((400, 1), np.float32)
+    for highpass, most in ((16.0, 6.0), (0.0, None)):
+        params = PreprocessParams(target_width=300, lowpass=1.0, highpass=highpass)
+        a, _ = preprocess(noise, params)
+        b, _ = preprocess(noise + ramp, params)
+        change = np.abs(a.astype(int) - b.astype(int))[:, 40:-40].mean()
+        assert change < most if most else change > 30
+    assert PreprocessParams.from_dict(PreprocessParams(highpass=8.0).to_dict()).highpass == 8.0
+    with pytest.raises(ValueError, match="highpass"):
+        PreprocessParams(highpass=-2.0)
 
 
 def test_target_width_is_respected():

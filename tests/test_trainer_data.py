@@ -32,7 +32,7 @@ def test_samples_use_the_runtime_preprocess_call(tmp_path, monkeypatch):
     assert pts[0] == pytest.approx([4.5, 9.5])
 
 
-def test_train_lowpass_is_stored_with_the_model_and_used_for_its_samples(tmp_path):
+def test_train_filters_are_stored_with_the_model_and_used_for_its_samples(tmp_path):
     pytest.importorskip("torch")
     from epick.runtime.cli import main
     from epick.runtime.io.micrograph import read_micrograph
@@ -44,9 +44,9 @@ def test_train_lowpass_is_stored_with_the_model_and_used_for_its_samples(tmp_pat
     out = tmp_path / "lp.epick"
     assert main(["train", "--mode", "joint", "--data", str(mics), str(stars), "--diameter", str(KINDS["apo"]),
                  "-o", str(out), "--epochs", "1", "--width", "0.25", "--crop", "64", "--target-width", "96",
-                 "--lowpass", "1.5", "--quiet"]) == 0
+                 "--lowpass", "1.5", "--highpass", "12", "--quiet"]) == 0
     params = PreprocessParams.from_dict(read_model_file(out).metadata["preprocess"])
-    assert params == PreprocessParams(target_width=96, lowpass=1.5)
+    assert params == PreprocessParams(target_width=96, lowpass=1.5, highpass=12.0)
     [sample, _] = load_dataset(mics, stars, params, dataset="d", diameter=KINDS["apo"], progress=False)
     u8, _ = preprocess(read_micrograph(mics / f"{sample.name}.mrc").data, params)
     plain, _ = preprocess(read_micrograph(mics / f"{sample.name}.mrc").data, PreprocessParams(target_width=96))

@@ -10,10 +10,12 @@ sim-to-real figure. ``shipped``: trained from scratch on the same simulated set 
 micrographs of the real sets (``held_out_names``: the rest of each set is held out and never
 trained on); ``--leave-out SET`` drops that real set entirely (the honest generality figure).
 Every micrograph is resampled to width 1024 (the paper's fixed-width mode; ``--particle-px N``
-trains the particle-size mode instead). ``--appearance`` and ``--zoom`` turn on the trainer's
-appearance jitter and zoom augmentation (``TrainConfig.appearance`` / ``.zoom``). Both stages
-write ``W/<stage>.epick`` (+ ``.ckpt`` after every epoch; rerunning resumes), score the model on
-the real micrographs with ``score_samples`` and write ``W/<stage>.json``. ``bundle`` chooses the
+trains the particle-size mode instead) and low-passed by a Gaussian of sigma ``--lowpass`` network
+pixels (default ``LOWPASS``; 0 turns it off). The bundled model is ``shipped --seed 2``.
+``--appearance`` and ``--zoom`` turn on the trainer's appearance jitter and zoom augmentation
+(``TrainConfig.appearance`` / ``.zoom``). Both stages write ``W/<stage>.epick`` (+ ``.ckpt`` after
+every epoch; rerunning resumes), score the model on the real micrographs with ``score_samples`` and
+write ``W/<stage>.json``. ``bundle`` chooses the
 default threshold on the stage's validation micrographs, exports ONNX and copies both model files
 into ``--out``.
 """
@@ -30,6 +32,10 @@ import numpy as np
 # held-out micrographs of each real set, never trained on by any stage: the last N by name (for
 # EMPIAR-10017 the same 4 the bundled betagal model held out)
 N_HELD_OUT = {"betagal": 4, "empiar10947": 3}
+# Gaussian low-pass of the general model's preprocessing (sigma, network px): noisy raw-looking and
+# denoised micrographs then look alike, so the model transfers to samples it never saw
+LOWPASS = 2.0
+HIGHPASS = 0.0
 
 
 def held_out_names(name: str) -> list[str]:
@@ -40,12 +46,13 @@ def held_out_names(name: str) -> list[str]:
     return stems[-N_HELD_OUT[name]:]
 
 
-def params(particle_px: float = 0.0, lowpass: float = 0.0):
+def params(particle_px: float = 0.0, lowpass: float = LOWPASS, highpass: float = HIGHPASS):
     """The general model's preprocessing: width 1024, or the particle-size mode (``particle_px`` > 0);
-    ``lowpass``: Gaussian sigma in network pixels (0: none)."""
+    ``lowpass``: Gaussian sigma, ``highpass``: sigma of the Gaussian background subtracted, both in
+    network pixels (0: none)."""
     from epick.runtime.preprocess import PreprocessParams
 
-    return PreprocessParams(particle_px=particle_px, lowpass=lowpass)
+    return PreprocessParams(particle_px=particle_px, lowpass=lowpass, highpass=highpass)
 
 
 def sim_cache(work: Path, n: int, seed: int, recipe: str, prep) -> list:
@@ -54,7 +61,8 @@ def sim_cache(work: Path, n: int, seed: int, recipe: str, prep) -> list:
     from epick.trainer.data import Sample
     from tools.general_data import RECIPES, simulated_samples
 
-    path = work / (f"sim_{recipe}_{n}_{seed}_p{prep.particle_px:g}" + (f"_lp{prep.lowpass:g}" if prep.lowpass else "") + ".npz")
+    path = work / (f"sim_{recipe}_{n}_{seed}_p{prep.particle_px:g}" + (f"_lp{prep.lowpass:g}" if prep.lowpass else "")
+                   + (f"_hp{prep.highpass:g}" if prep.highpass else "") + ".npz")
     if path.is_file():
         z = np.load(path)
         meta = json.loads(str(z["meta"]))
@@ -163,7 +171,9 @@ def main(argv=None) -> int:
     ap.add_argument("--lr-steps", type=int, nargs="*", default=None, help="epochs where lr drops 10x")
     ap.add_argument("--val-fraction", type=float, default=0.17)
     ap.add_argument("--particle-px", type=float, default=0.0, help="particle-size mode (0: width 1024)")
-    ap.add_argument("--lowpass", type=float, default=0.0, help="Gaussian low-pass sigma, network pixels (0: none)")
+    ap.add_argument("--lowpass", type=float, default=LOWPASS, help="Gaussian low-pass sigma, network pixels (0: none)")
+    ap.add_argument("--highpass", type=float, default=HIGHPASS,
+                    help="sigma of the Gaussian background subtracted, network pixels (0: none)")
     ap.add_argument("--seed", type=int, default=0, help="training seed")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--leave-out", choices=("betagal", "empiar10947"), help="shipped: train without this real set")
@@ -185,7 +195,7 @@ def main(argv=None) -> int:
               f"validation micrographs); bundled into {args.out}")
         return 0
     name = args.stage + (f"-no-{args.leave_out}" if args.leave_out else "") + args.tag
-    prep = params(args.particle_px, args.lowpass)
+    prep = params(args.particle_px, args.lowpass, args.highpass)
     sim = {recipe: int(n) for recipe, n in (spec.split(":") for spec in args.sim)}
     if not set(sim) <= set(RECIPES):
         ap.error(f"--sim: recipes are {', '.join(sorted(RECIPES))}")
@@ -197,7 +207,8 @@ def main(argv=None) -> int:
     config = TrainConfig(mode="joint", epochs=args.epochs, batch_size=4, lr=args.lr,
                          lr_steps=tuple(args.lr_steps) if args.lr_steps is not None else None,
                          crop=args.crop, repeats=args.repeats, val_fraction=args.val_fraction, seed=args.seed,
-                         width=0.25, particle_px=args.particle_px, lowpass=args.lowpass, appearance=_jittered(args.appearance),
+                         width=0.25, particle_px=args.particle_px, lowpass=args.lowpass, highpass=args.highpass,
+                         appearance=_jittered(args.appearance),
                          zoom=tuple(args.zoom),
                          progress=True)
     out = args.work / f"{name}.epick"

@@ -63,6 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lowpass", type=nonnegative_float, default=0.0,
                         help="Gaussian low-pass of a new model's preprocessing, sigma in network pixels (e.g. 2: "
                              "noisy and denoised micrographs look alike); 0: none (default: %(default)s)")
+    parser.add_argument("--highpass", type=nonnegative_float, default=0.0,
+                        help="subtract a Gaussian background of this sigma (network pixels, e.g. 32: ice gradients "
+                             "and carbon do not set the contrast) in a new model's preprocessing; 0: none "
+                             "(default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when torch sees a GPU, else CPU), cpu or cuda[:N] (default: %(default)s)")
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model on a CPU) (default: %(default)s)")
@@ -103,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                          lr=args.lr, lr_steps=tuple(args.lr_steps) if args.lr_steps else None, crop=args.crop,
                          repeats=args.repeats, sparse=args.sparse, val_fraction=args.val_fraction, seed=args.seed,
                          device=args.device, amp=not args.no_amp, width=args.width, target_width=args.target_width,
-                         particle_px=args.particle_px, lowpass=args.lowpass,
+                         particle_px=args.particle_px, lowpass=args.lowpass, highpass=args.highpass,
                          progress=not args.quiet, ddp=args.ddp)
     from epick.runtime.bundled import resolve_model
 

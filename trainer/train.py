@@ -67,6 +67,7 @@ class TrainConfig:
     target_width: int = 1024  # preprocessing of a new model (a loaded model keeps its own)
     particle_px: float = 0.0  # > 0: particle-size mode of a new model (diameter -> this many network px)
     lowpass: float = 0.0  # Gaussian low-pass sigma (network px) in the preprocessing of a new model
+    highpass: float = 0.0  # sigma (network px) of the Gaussian background it subtracts (0: none)
     exemplar_objects: int = 200
     progress: bool = True
     ddp: bool = False  # one process of a torchrun job (trainer/distributed.py); batch_size is the global batch
@@ -99,7 +100,8 @@ class TrainConfig:
         from epick.runtime.preprocess import PreprocessParams
 
         try:
-            return PreprocessParams(target_width=self.target_width, particle_px=self.particle_px, lowpass=self.lowpass)
+            return PreprocessParams(target_width=self.target_width, particle_px=self.particle_px, lowpass=self.lowpass,
+                                    highpass=self.highpass)
         except ValueError as exc:
             raise EpickError(f"preprocessing settings: {exc}") from exc
 
