@@ -11,7 +11,8 @@ micrographs of the real sets (``held_out_names``: the rest of each set is held o
 trained on); ``--leave-out SET`` drops that real set entirely (the honest generality figure).
 Every micrograph is resampled to width 1024 (the paper's fixed-width mode; ``--particle-px N``
 trains the particle-size mode instead) and low-passed by a Gaussian of sigma ``--lowpass`` network
-pixels (default ``LOWPASS``; 0 turns it off). The bundled model is ``shipped --seed 2``.
+pixels (default ``LOWPASS``), then has a Gaussian background of sigma ``--highpass`` subtracted
+(default ``HIGHPASS``); 0 turns either off. The bundled model is ``shipped --seed 1``.
 ``--appearance`` and ``--zoom`` turn on the trainer's appearance jitter and zoom augmentation
 (``TrainConfig.appearance`` / ``.zoom``). Both stages write ``W/<stage>.epick`` (+ ``.ckpt`` after
 every epoch; rerunning resumes), score the model on the real micrographs with ``score_samples`` and
@@ -32,10 +33,11 @@ import numpy as np
 # held-out micrographs of each real set, never trained on by any stage: the last N by name (for
 # EMPIAR-10017 the same 4 the bundled betagal model held out)
 N_HELD_OUT = {"betagal": 4, "empiar10947": 3}
-# Gaussian low-pass of the general model's preprocessing (sigma, network px): noisy raw-looking and
-# denoised micrographs then look alike, so the model transfers to samples it never saw
+# Filters of the general model's preprocessing (Gaussian sigmas, network px): the low-pass makes noisy
+# raw-looking and denoised micrographs look alike, the background subtraction keeps ice gradients and
+# carbon from setting the grey levels; together they let the model transfer to samples it never saw
 LOWPASS = 2.0
-HIGHPASS = 0.0
+HIGHPASS = 32.0
 
 
 def held_out_names(name: str) -> list[str]:
