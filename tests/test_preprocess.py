@@ -259,6 +259,17 @@ def test_lowpass_is_scipy_gaussian_filter_with_mirrored_edges():
     assert lowpass(image, 0.0) is not None and np.array_equal(lowpass(image, 0.0), image)
 
 
+def test_lowpass_gives_the_bits_of_the_resampling_passes_the_gpu_runs():
+    from epick.runtime.preprocess import _resample_cols, _resample_rows
+
+    image = _noise((61, 97), seed=6)
+    image[5, 7] = np.nan
+    image[30:40, 50:70] = np.inf        # a patch wider than the short kernel: NaN outputs there
+    for sigma in (1.5, 4.0, 20.0):
+        want = _resample_rows(_resample_cols(image, *gaussian_weights(61, sigma)), *gaussian_weights(97, sigma))
+        assert np.array_equal(lowpass(image, sigma), want, equal_nan=True)
+
+
 def test_lowpass_in_preprocess_only_when_asked_and_it_cuts_pixel_noise():
     image = _noise((300, 400), seed=4)
     plain, tf = preprocess(image, PreprocessParams(target_width=200))
