@@ -18,6 +18,7 @@ Coordinates: centre-of-pixel convention everywhere (see ``epick.runtime.picks``)
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -35,7 +36,7 @@ CONSTANT_RTOL = 1e-5
 # ---------------------------------------------------------------------------------------------
 MAX_TARGET_WIDTH = 16384    # network image width (the EPicker default is 1024)
 MAX_HIST_BINS = 1 << 20     # refinement histogram bins (default 4096)
-MAX_LOWPASS = 64.0          # Gaussian low-pass / background sigma, network pixels
+MAX_FILTER_SIGMA = 64.0     # Gaussian low-pass / background sigma, network pixels
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,8 @@ class PreprocessParams:
         if not (0 <= self.particle_px <= MAX_TARGET_WIDTH and 0 <= self.diameter <= 1e7):
             raise ValueError(f"particle_px and diameter must be >= 0 and sane, got {self.particle_px}, {self.diameter}")
         for name in ("lowpass", "highpass"):
-            if not 0.0 <= getattr(self, name) <= MAX_LOWPASS:
-                raise ValueError(f"{name} (Gaussian sigma, network pixels) must lie in [0, {MAX_LOWPASS}], "
+            if not 0.0 <= getattr(self, name) <= MAX_FILTER_SIGMA:
+                raise ValueError(f"{name} (Gaussian sigma, network pixels) must lie in [0, {MAX_FILTER_SIGMA}], "
                                  f"got {getattr(self, name)}")
 
     @property
@@ -285,8 +286,10 @@ def downsample(image: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Step 1b: Gaussian low-pass (optional)
 # ---------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=32)
 def gaussian_weights(n: int, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian blur along one axis of ``n`` pixels in ``area_weights``' form (``start``, ``weights``).
+    """Gaussian blur along one axis of ``n`` pixels in ``area_weights``' form (``start``, ``weights``);
+    computed once per (n, sigma) (every micrograph of a run has the same shape), read-only.
 
     Kernel: exp(-k^2 / (2 sigma^2)) for |k| <= r = ceil(3 sigma), normalised to sum 1 (float64,
     then float32). Edges are mirror-symmetric (pixel -1 is pixel 0, pixel n is pixel n-1): a tap
@@ -308,7 +311,9 @@ def gaussian_weights(n: int, sigma: float) -> tuple[np.ndarray, np.ndarray]:
             src = np.where(src < 0, -src - 1, src)
             src = np.where(src >= n, 2 * n - 1 - src, src)
         np.add.at(weights[j], src - start[j], kernel)
-    return start.astype(np.int32), weights.astype(np.float32)
+    start, weights = start.astype(np.int32), weights.astype(np.float32)
+    start.flags.writeable = weights.flags.writeable = False
+    return start, weights
 
 
 def lowpass(image: np.ndarray, sigma: float) -> np.ndarray:

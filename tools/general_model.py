@@ -16,9 +16,8 @@ pixels (default ``LOWPASS``), then has a Gaussian background of sigma ``--highpa
 ``--appearance`` and ``--zoom`` turn on the trainer's appearance jitter and zoom augmentation
 (``TrainConfig.appearance`` / ``.zoom``). Both stages write ``W/<stage>.epick`` (+ ``.ckpt`` after
 every epoch; rerunning resumes), score the model on the real micrographs with ``score_samples`` and
-write ``W/<stage>.json``. ``bundle`` chooses the
-default threshold on the stage's validation micrographs, exports ONNX and copies both model files
-into ``--out``.
+write ``W/<stage>.json``. ``bundle`` chooses the default threshold on the stage's validation
+micrographs, exports ONNX and copies both model files into ``--out``.
 """
 from __future__ import annotations
 
