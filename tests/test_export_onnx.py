@@ -133,3 +133,26 @@ def test_size_head_is_exported(tmp_path):
     assert am.read_onnx_metadata(out)["object_type"] == "vesicle"
     report = compare(torch_runner(graph), onnx_runner(out), [random_network_batch((1, 1, 64, 96))])
     assert report.max_abs_diff["size"] <= HEATMAP_TOL
+
+
+def test_test_flips_are_exported_into_the_graph(tmp_path):
+    """A model with test_flips 4 exports the flip average (Slice with negative steps): ONNX equals the
+    torch model for a batch of two, and differs from the same weights without flips."""
+    from dataclasses import replace
+
+    from epick.export.model_source import load_for_export
+    from epick.export.onnx_export import export_onnx
+    from epick.trainer.modelfile import read_model_file, save_model
+
+    plain = make_model_file(tmp_path / "plain.epick", follows_image=True)
+    model = read_model_file(plain)
+    model.network.config = replace(model.network.config, test_flips=4)
+    flipped = save_model(tmp_path / "flips.epick", model.network, model.metadata, model.exemplars)
+    graph, meta = load_for_export(flipped)
+    out = export_onnx(graph, tmp_path / "flips.onnx", meta, simplify=False)
+    batch = random_network_batch((2, 1, 64, 96), seed=3)
+    report = compare(torch_runner(graph), onnx_runner(out), [batch])
+    assert report.max_abs_diff["heatmap"] <= HEATMAP_TOL and report.max_abs_diff["offset"] <= HEATMAP_TOL
+    plain_graph, _ = load_for_export(plain)
+    assert compare(torch_runner(plain_graph), onnx_runner(out), [batch]).max_abs_diff["heatmap"] > 1e-3
+    assert am.read_onnx_metadata(out)["model"]["architecture"]["test_flips"] == 4

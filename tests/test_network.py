@@ -89,3 +89,47 @@ def test_onnx_export_standard_ops_matches_torch(tmp_path):
     assert [o.name for o in sess.get_outputs()] == ["heatmap", "offset", "size"]
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w.numpy(), atol=1e-4)
+
+
+def test_test_flips_average_the_heatmap_over_mirror_images_in_eval_mode_only():
+    """test_flips 4: heatmap = mean of the logits of the image, its left-right, up-down and both
+    mirror images, each flipped back; offsets from the plain pass; training passes never flip."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    net = build_detector(NetworkConfig.narrow(with_size=True)).eval()
+    x = torch.rand(2, 1, 64, 96)
+    with torch.no_grad():
+        plain = net(x)
+        hm = [net(torch.flip(x, d))[0] if d else plain[0] for d in ((), (3,), (2,), (2, 3))]
+        want = (hm[0] + torch.flip(hm[1], (3,)) + torch.flip(hm[2], (2,)) + torch.flip(hm[3], (2, 3))) / 4
+        net.config = replace(net.config, test_flips=4)
+        got = net(x)
+        net.config = replace(net.config, test_flips=2)
+        two = net(x)
+    assert torch.allclose(got[0], want, atol=1e-5) and not torch.allclose(got[0], plain[0], atol=1e-4)
+    assert torch.allclose(two[0], (hm[0] + torch.flip(hm[1], (3,))) / 2, atol=1e-5)
+    for g, p in zip(got[1:], plain[1:]):
+        assert torch.equal(g, p)
+    # a left-right mirrored image gives the mirrored heatmap (the average is symmetric under flips)
+    with torch.no_grad():
+        mirrored = net(torch.flip(x, (3,)))[0]
+    net.config = replace(net.config, test_flips=4)
+    with torch.no_grad():
+        assert torch.allclose(torch.flip(net(torch.flip(x, (3,)))[0], (3,)), got[0], atol=1e-5)
+    assert not torch.allclose(torch.flip(mirrored, (3,)), plain[0], atol=1e-4)  # the plain network is not
+    net.train()
+    torch.manual_seed(1)
+    a = net(x)[0]
+    net.config = replace(net.config, test_flips=1)
+    torch.manual_seed(1)
+    assert torch.equal(net(x)[0], a)
+
+
+def test_test_flips_in_the_config_file_form():
+    """Stored only when not 1, so older model files (without the key) read as before; checked values."""
+    assert "test_flips" not in NetworkConfig.narrow().to_dict()
+    cfg = NetworkConfig(width=0.25, test_flips=4)
+    assert cfg.to_dict()["test_flips"] == 4 and NetworkConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="test_flips"):
+        NetworkConfig(test_flips=3)

@@ -32,7 +32,7 @@ def test_samples_use_the_runtime_preprocess_call(tmp_path, monkeypatch):
     assert pts[0] == pytest.approx([4.5, 9.5])
 
 
-def test_train_filters_are_stored_with_the_model_and_used_for_its_samples(tmp_path):
+def test_train_filters_and_test_flips_are_stored_with_the_model_and_used_for_its_samples(tmp_path):
     pytest.importorskip("torch")
     from epick.runtime.cli import main
     from epick.runtime.io.micrograph import read_micrograph
@@ -44,7 +44,8 @@ def test_train_filters_are_stored_with_the_model_and_used_for_its_samples(tmp_pa
     out = tmp_path / "lp.epick"
     assert main(["train", "--mode", "joint", "--data", str(mics), str(stars), "--diameter", str(KINDS["apo"]),
                  "-o", str(out), "--epochs", "1", "--width", "0.25", "--crop", "64", "--target-width", "96",
-                 "--lowpass", "1.5", "--highpass", "12", "--quiet"]) == 0
+                 "--lowpass", "1.5", "--highpass", "12", "--test-flips", "2", "--quiet"]) == 0
+    assert read_model_file(out).network.config.test_flips == 2
     params = PreprocessParams.from_dict(read_model_file(out).metadata["preprocess"])
     assert params == PreprocessParams(target_width=96, lowpass=1.5, highpass=12.0)
     [sample, _] = load_dataset(mics, stars, params, dataset="d", diameter=KINDS["apo"], progress=False)
@@ -53,6 +54,8 @@ def test_train_filters_are_stored_with_the_model_and_used_for_its_samples(tmp_pa
     assert np.array_equal(sample.image, u8) and not np.array_equal(u8, plain)
     with pytest.raises(Exception, match="lowpass"):
         TrainConfig(lowpass=-1.0).new_preprocess()
+    with pytest.raises(Exception, match="test-flips"):
+        TrainConfig(test_flips=3)
 
 
 def test_pairing_errors_name_the_file():

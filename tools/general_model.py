@@ -14,7 +14,9 @@ trains the particle-size mode instead) and low-passed by a Gaussian of sigma ``-
 pixels (default ``LOWPASS``), then has a Gaussian background of sigma ``--highpass`` subtracted
 (default ``HIGHPASS``); 0 turns either off. The bundled model is ``shipped --seed 1``.
 ``--appearance`` and ``--zoom`` turn on the trainer's appearance jitter and zoom augmentation
-(``TrainConfig.appearance`` / ``.zoom``). Both stages write ``W/<stage>.epick`` (+ ``.ckpt`` after
+(``TrainConfig.appearance`` / ``.zoom``); ``--test-flips`` averages the heatmap over mirror images
+when picking (``NetworkConfig.test_flips``; given to ``bundle``, it is set on the trained weights
+before the threshold is chosen). Both stages write ``W/<stage>.epick`` (+ ``.ckpt`` after
 every epoch; rerunning resumes), score the model on the real micrographs with ``score_samples`` and
 write ``W/<stage>.json``. ``bundle`` chooses the default threshold on the stage's validation
 micrographs, exports ONNX and copies both model files into ``--out``.
@@ -120,10 +122,12 @@ def choose_threshold(network, samples) -> tuple[float, dict]:
     return float(best), {"mean_f1": mean_f1, "datasets": sorted(per)}
 
 
-def bundle(work: Path, stage: str, out_dir: Path, record: dict) -> dict:
+def bundle(work: Path, stage: str, out_dir: Path, record: dict, test_flips: int | None = None) -> dict:
     """Choose the default threshold on the stage's validation micrographs, store it in the model
-    file, export ONNX, and copy both into ``out_dir`` (the package's bundled models)."""
+    file, export ONNX, and copy both into ``out_dir`` (the package's bundled models); ``test_flips``
+    (if given) replaces the model's test-time flips first (same weights)."""
     import shutil
+    from dataclasses import replace
 
     from epick.runtime.preprocess import PreprocessParams
     from epick.trainer.data import split_validation
@@ -131,6 +135,8 @@ def bundle(work: Path, stage: str, out_dir: Path, record: dict) -> dict:
     from .steps import epick
 
     model = read_model_file(work / f"{stage}.epick")
+    if test_flips is not None:
+        model.network.config = replace(model.network.config, test_flips=test_flips)
     prep = PreprocessParams.from_dict(model.metadata["preprocess"])
     _, val = split_validation(training_samples(work, record, prep), record["config"]["val_fraction"],
                               record["config"]["seed"])
@@ -141,7 +147,8 @@ def bundle(work: Path, stage: str, out_dir: Path, record: dict) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     epick("export", tuned, "--onnx", out_dir / "general.onnx")
     shutil.copyfile(tuned, out_dir / "general.epick")
-    return {"threshold": threshold, "validation": how, "validation_micrographs": [s.name for s in val]}
+    return {"threshold": threshold, "test_flips": model.network.config.test_flips, "validation": how,
+            "validation_micrographs": [s.name for s in val]}
 
 
 def _jittered(names: list[str] | None) -> tuple[str, ...]:
@@ -183,13 +190,16 @@ def main(argv=None) -> int:
                          "empiar10947; none named: all)")
     ap.add_argument("--zoom", type=float, nargs=2, default=(1.0, 1.0), metavar=("LOW", "HIGH"),
                     help="training crops rescaled by a log-uniform factor in [LOW, HIGH] (particle sizes)")
+    ap.add_argument("--test-flips", type=int, choices=(1, 2, 4), default=None,
+                    help="heatmap averaged over this many mirror images when picking (training: default 1; "
+                         "bundle: default the model's own)")
     ap.add_argument("--tag", default="", help="suffix of the output names")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     if args.stage == "bundle":
         record = json.loads((args.work / f"{args.from_stage}.json").read_text())
-        done = bundle(args.work, args.from_stage, args.out, record)
+        done = bundle(args.work, args.from_stage, args.out, record, args.test_flips)
         record["bundle"] = done
         (args.work / f"{args.from_stage}.json").write_text(json.dumps(record, indent=1, default=str))
         print(f"default threshold {done['threshold']:g} (best mean F1 on {len(done['validation_micrographs'])} "
@@ -209,7 +219,7 @@ def main(argv=None) -> int:
                          lr_steps=tuple(args.lr_steps) if args.lr_steps is not None else None,
                          crop=args.crop, repeats=args.repeats, val_fraction=args.val_fraction, seed=args.seed,
                          width=0.25, particle_px=args.particle_px, lowpass=args.lowpass, highpass=args.highpass,
-                         appearance=_jittered(args.appearance),
+                         appearance=_jittered(args.appearance), test_flips=args.test_flips or 1,
                          zoom=tuple(args.zoom),
                          progress=True)
     out = args.work / f"{name}.epick"

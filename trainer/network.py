@@ -10,7 +10,10 @@ Contract (docs/ARCHITECTURE.md):
            ``size``            [N, 2, H/4, W/4] (optional; diameter in network pixels, x then y).
 ``forward`` returns a tuple in that order; ``forward_features`` gives the stride-4 neck features
 used for distillation. ``width`` scales every channel count: 1.0 is DLA-34, 0.25 is the narrow
-variant that trains in seconds on a CPU.
+variant that trains in seconds on a CPU. ``test_flips`` (1, 2 or 4) makes ``forward`` in eval mode
+average the heatmap logits over the image and its mirror images (left-right; 4: also up-down and
+both), each flipped back cell for cell (H and W are multiples of 32, so stride-4 cells map onto
+cells); offsets and sizes come from the unflipped image. Training-mode passes never flip.
 """
 from __future__ import annotations
 
@@ -40,6 +43,8 @@ HEATMAP_BIAS = -2.19  # sigmoid(-2.19) ~ 0.1: the CenterNet prior for the heatma
 FIRST_LEVEL = 2  # the neck's output level: stride 4 = 2 ** FIRST_LEVEL (levels 1..FIRST_LEVEL halve)
 MAX_WIDTH = 2.0        # channel multiplier (1.0 = DLA-34; 2.0 has about 4 x its weights)
 MAX_HEAD_CONV = 2048
+# flip axes of the [N, C, H, W] image averaged at test time, by test_flips: none, x, x and y
+TEST_FLIP_DIMS = {1: (), 2: ((3,),), 4: ((3,), (2,), (2, 3))}
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class NetworkConfig:
     width: float = 1.0
     head_conv: int = 256
     with_size: bool = False
+    test_flips: int = 1   # heatmap averaged over this many mirror images in eval mode (1, 2, 4)
 
     @property
     def name(self) -> str:
@@ -61,6 +67,8 @@ class NetworkConfig:
             raise ValueError(f"width must lie in (0, {MAX_WIDTH:g}], got {self.width!r}")
         if not 1 <= int(self.head_conv) <= MAX_HEAD_CONV:
             raise ValueError(f"head_conv must lie in [1, {MAX_HEAD_CONV}], got {self.head_conv!r}")
+        if self.test_flips not in TEST_FLIP_DIMS:
+            raise ValueError(f"test_flips must be one of {sorted(TEST_FLIP_DIMS)}, got {self.test_flips!r}")
 
     @property
     def channels(self) -> tuple[int, ...]:
@@ -83,8 +91,12 @@ class NetworkConfig:
         return ("heatmap", "offset", "size") if self.with_size else ("heatmap", "offset")
 
     def to_dict(self) -> dict:
-        """JSON-serialisable form (stored in model files), with the derived ``name`` for readers."""
-        return {**asdict(self), "name": self.name}
+        """JSON-serialisable form (stored in model files), with the derived ``name`` for readers
+        (``test_flips`` only when not 1, so files without test-time flips read as before)."""
+        data = {**asdict(self), "name": self.name}
+        if self.test_flips == 1:
+            del data["test_flips"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "NetworkConfig":
@@ -327,8 +339,17 @@ class Detector(nn.Module):
         return outs
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(heatmap logits [N,1,h,w], offset [N,2,h,w][, size [N,2,h,w]]) with h, w = H/4, W/4."""
-        return self.heads(self.forward_features(image))
+        """(heatmap logits [N,1,h,w], offset [N,2,h,w][, size [N,2,h,w]]) with h, w = H/4, W/4;
+        in eval mode the heatmap is averaged over ``config.test_flips`` mirror images."""
+        flips = () if self.training else TEST_FLIP_DIMS[self.config.test_flips]
+        if not flips:
+            return self.heads(self.forward_features(image))
+        n = image.shape[0]
+        batch = torch.cat([image] + [torch.flip(image, dims) for dims in flips])
+        outs = self.heads(self.forward_features(batch))
+        heat = outs[0]
+        logits = heat[:n] + sum(torch.flip(heat[(k + 1) * n:(k + 2) * n], dims) for k, dims in enumerate(flips))
+        return (logits / (len(flips) + 1),) + tuple(o[:n] for o in outs[1:])
 
     def forward_all(self, image: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """Neck features and head outputs in one pass (training with distillation)."""

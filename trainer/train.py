@@ -36,7 +36,7 @@ from .data import Sample, load_dataset, make_batch, split_validation
 from .exemplars import select_exemplars
 from .losses import detection_loss, distillation_loss, parameter_regularisation
 from .modelfile import ModelFile, build_metadata, read_model_file, save_model
-from .network import Detector, NetworkConfig, build_detector
+from .network import TEST_FLIP_DIMS, Detector, NetworkConfig, build_detector
 from .validate import evaluate_samples
 
 MODES = ("joint", "finetune", "continual")
@@ -68,6 +68,7 @@ class TrainConfig:
     particle_px: float = 0.0  # > 0: particle-size mode of a new model (diameter -> this many network px)
     lowpass: float = 0.0  # Gaussian low-pass sigma (network px) in the preprocessing of a new model
     highpass: float = 0.0  # sigma (network px) of the Gaussian background it subtracts (0: none)
+    test_flips: int = 1  # a new network's heatmap averaged over 1, 2 or 4 mirror images when picking
     exemplar_objects: int = 200
     progress: bool = True
     ddp: bool = False  # one process of a torchrun job (trainer/distributed.py); batch_size is the global batch
@@ -84,6 +85,9 @@ class TrainConfig:
             raise EpickError(f"zoom range must be 0 < low <= high, got {self.zoom}")
         if self.repeats < 0:
             raise EpickError(f"--repeats must be 0 (tiles covering every micrograph) or more, got {self.repeats}")
+        if self.test_flips not in TEST_FLIP_DIMS:
+            raise EpickError(f"--test-flips must be one of {', '.join(map(str, sorted(TEST_FLIP_DIMS)))}, "
+                             f"got {self.test_flips}")
 
     def milestones(self) -> tuple[int, ...]:
         """Epochs (0-based) from which the learning rate is divided by 10 once more."""
@@ -334,7 +338,8 @@ def train_samples(samples: Sequence[Sample], config: TrainConfig, output: str | 
     train, val = split_validation(list(samples), config.val_fraction, config.seed)
     torch.manual_seed(config.seed)
     if init is None:
-        network = build_detector(NetworkConfig(width=config.width, with_size=config.object_type == "vesicle"))
+        network = build_detector(NetworkConfig(width=config.width, with_size=config.object_type == "vesicle",
+                                               test_flips=config.test_flips))
         init_size_bias(network, train)
     else:
         network = copy.deepcopy(init.network)
