@@ -141,3 +141,30 @@ def test_device_auto_falls_back_to_cpu_and_cuda_without_gpu_is_a_clear_error():
     if not torch.cuda.is_available():
         with pytest.raises(EpickError, match="--device cpu"):
             _device("cuda")
+
+
+def test_ema_keeps_the_weight_average_and_resumes_it(old_run, tmp_path):
+    """--ema: the kept weights are the average (not the last raw weights), the checkpoint carries
+    it, and 1 epoch + resume 1 epoch gives the same model as 2 epochs in one go."""
+    _, _, samples, _ = old_run
+    config = TrainConfig(epochs=2, seed=5, batch_size=2, ema=0.9, **{**FAST, "repeats": 2})
+    results = []
+    for split in (False, True):
+        torch.manual_seed(5)
+        net = build_detector(NetworkConfig.narrow())
+        ckpt = tmp_path / f"run{split}.ckpt"
+        if split:
+            fit(net, samples[:2], samples[2:], TrainConfig(**{**config.__dict__, "epochs": 1}), checkpoint=ckpt)
+            torch.manual_seed(5)
+            net = build_detector(NetworkConfig.narrow())
+        results.append((fit(net, samples[:2], samples[2:], config, checkpoint=ckpt, resume=split), net))
+    (straight, raw), (resumed, _) = results
+    for k, v in straight.best_state.items():
+        assert torch.equal(v, resumed.best_state[k]), k
+    assert any(not torch.equal(v, raw.state_dict()[k].cpu()) for k, v in straight.best_state.items()
+               if v.dtype.is_floating_point)
+    from epick.trainer.checkpoint import load_checkpoint
+    ck = load_checkpoint(tmp_path / "runTrue.ckpt")
+    assert ck.ema and ck.ema_updates > 0
+    with pytest.raises(Exception, match="ema"):
+        TrainConfig(ema=1.0)

@@ -193,6 +193,7 @@ def main(argv=None) -> int:
     ap.add_argument("--test-flips", type=int, choices=(1, 2, 4), default=None,
                     help="heatmap averaged over this many mirror images when picking (training: default 1; "
                          "bundle: default the model's own)")
+    ap.add_argument("--ema", type=float, default=0.0, help="decay per step of the weight average kept (0: none)")
     ap.add_argument("--tag", default="", help="suffix of the output names")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -219,7 +220,7 @@ def main(argv=None) -> int:
                          lr_steps=tuple(args.lr_steps) if args.lr_steps is not None else None,
                          crop=args.crop, repeats=args.repeats, val_fraction=args.val_fraction, seed=args.seed,
                          width=0.25, particle_px=args.particle_px, lowpass=args.lowpass, highpass=args.highpass,
-                         appearance=_jittered(args.appearance), test_flips=args.test_flips or 1,
+                         appearance=_jittered(args.appearance), test_flips=args.test_flips or 1, ema=args.ema,
                          zoom=tuple(args.zoom),
                          progress=True)
     out = args.work / f"{name}.epick"

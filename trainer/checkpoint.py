@@ -1,9 +1,10 @@
 """Training checkpoints for ``--resume``: one safetensors file, no pickle.
 
 Tensors: ``net.*`` (current weights), ``best.*`` (best weights so far), ``opt.<i>.<key>`` (Adam
-state of parameter i: step, exp_avg, exp_avg_sq). ``__metadata__['epick_checkpoint']`` is JSON:
-``epoch`` (last completed, 0-based), ``best_ap``, ``best_epoch``, ``log`` (per-epoch rows) and
-``config`` (the TrainConfig it was made with). Random state needs no saving: every epoch's
+state of parameter i: step, exp_avg, exp_avg_sq), ``ema.*`` (the weight average, when trained with
+one). ``__metadata__['epick_checkpoint']`` is JSON: ``epoch`` (last completed, 0-based),
+``best_ap``, ``best_epoch``, ``log`` (per-epoch rows), ``config`` (the TrainConfig it was made
+with) and ``ema_updates``. Random state needs no saving: every epoch's
 shuffling and augmentation is seeded from (seed, epoch).
 """
 from __future__ import annotations
@@ -32,6 +33,8 @@ class Checkpoint:
     best_epoch: int | None = None
     log: list[dict] = field(default_factory=list)
     config: dict = field(default_factory=dict)
+    ema: dict[str, torch.Tensor] | None = None   # weight average (trainer/ema.py), if any
+    ema_updates: int = 0
 
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
@@ -40,13 +43,14 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
 
     tensors = {f"net.{k}": v.detach().cpu().contiguous().clone() for k, v in ckpt.net.items()}
     tensors.update({f"best.{k}": v.detach().cpu().contiguous().clone() for k, v in ckpt.best.items()})
+    tensors.update({f"ema.{k}": v.detach().cpu().contiguous().clone() for k, v in (ckpt.ema or {}).items()})
     groups = ckpt.optimizer["param_groups"]
     for idx, state in ckpt.optimizer["state"].items():
         for key, value in state.items():
             t = value if torch.is_tensor(value) else torch.tensor(float(value))
             tensors[f"opt.{idx}.{key}"] = t.detach().cpu().contiguous().clone()
     meta = {"epoch": ckpt.epoch, "best_ap": ckpt.best_ap, "best_epoch": ckpt.best_epoch, "log": ckpt.log,
-            "config": ckpt.config, "param_groups": groups}
+            "config": ckpt.config, "param_groups": groups, "ema_updates": ckpt.ema_updates}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={KEY: json.dumps(meta, default=str)})
     return Path(path)
@@ -65,6 +69,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                              "delete it and train without --resume") from exc
     net = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
+    ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
     state: dict[int, dict] = {}
     for k, v in tensors.items():
         if k.startswith("opt."):
@@ -72,4 +77,4 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             state.setdefault(int(idx), {})[key] = v
     optimizer = {"state": state, "param_groups": meta["param_groups"]}
     return Checkpoint(meta["epoch"], net, best, optimizer, meta.get("best_ap"), meta.get("best_epoch"),
-                      meta.get("log", []), meta.get("config", {}))
+                      meta.get("log", []), meta.get("config", {}), ema or None, int(meta.get("ema_updates", 0)))

@@ -71,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a new model's heatmap is averaged over this many mirror images when picking (2: "
                              "left-right, 4: also up-down; more accurate, 2x / 4x the network time) (default: "
                              "%(default)s)")
+    parser.add_argument("--ema", type=float, default=0.0,
+                        help="validate and keep an exponential moving average of the weights with this decay per "
+                             "step (e.g. 0.99); 0: the raw weights (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when torch sees a GPU, else CPU), cpu or cuda[:N] (default: %(default)s)")
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model on a CPU) (default: %(default)s)")
@@ -112,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                          repeats=args.repeats, sparse=args.sparse, val_fraction=args.val_fraction, seed=args.seed,
                          device=args.device, amp=not args.no_amp, width=args.width, target_width=args.target_width,
                          particle_px=args.particle_px, lowpass=args.lowpass, highpass=args.highpass,
-                         test_flips=args.test_flips, progress=not args.quiet, ddp=args.ddp)
+                         test_flips=args.test_flips, ema=args.ema, progress=not args.quiet, ddp=args.ddp)
     from epick.runtime.bundled import resolve_model
 
     init_model = resolve_model(args.model, kind="epick") if args.model is not None else None

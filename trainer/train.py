@@ -33,6 +33,7 @@ from epick.runtime.errors import EpickError
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import Sample, load_dataset, make_batch, split_validation
+from .ema import WeightAverage
 from .exemplars import select_exemplars
 from .losses import detection_loss, distillation_loss, parameter_regularisation
 from .modelfile import ModelFile, build_metadata, read_model_file, save_model
@@ -69,6 +70,7 @@ class TrainConfig:
     lowpass: float = 0.0  # Gaussian low-pass sigma (network px) in the preprocessing of a new model
     highpass: float = 0.0  # sigma (network px) of the Gaussian background it subtracts (0: none)
     test_flips: int = 1  # a new network's heatmap averaged over 1, 2 or 4 mirror images when picking
+    ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights (decay per step)
     exemplar_objects: int = 200
     progress: bool = True
     ddp: bool = False  # one process of a torchrun job (trainer/distributed.py); batch_size is the global batch
@@ -85,6 +87,10 @@ class TrainConfig:
             raise EpickError(f"zoom range must be 0 < low <= high, got {self.zoom}")
         if self.repeats < 0:
             raise EpickError(f"--repeats must be 0 (tiles covering every micrograph) or more, got {self.repeats}")
+        if not 0.0 <= self.ema < 1.0:
+            raise EpickError(f"--ema is a decay per step in [0, 1) (0: off), got {self.ema}")
+        if self.ema and self.ddp:
+            raise EpickError("--ema is not available with --ddp; train without one of them")
         if self.test_flips not in TEST_FLIP_DIMS:
             raise EpickError(f"--test-flips must be one of {', '.join(map(str, sorted(TEST_FLIP_DIMS)))}, "
                              f"got {self.test_flips}")
@@ -204,7 +210,7 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
             p.requires_grad_(False)
         teacher_params = {k: v.detach() for k, v in teacher.named_parameters()}
     best_state: dict[str, torch.Tensor] | None = None  # never the untrained weights
-    best_ap, best_epoch, log, start = None, -1, [], 0
+    best_ap, best_epoch, log, start, ck = None, -1, [], 0, None
     if resume and checkpoint is not None and Path(checkpoint).is_file():
         ck = load_checkpoint(checkpoint)
         network.load_state_dict(ck.net)
@@ -212,6 +218,10 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
         best_state, best_ap, best_epoch, log, start = ck.best, ck.best_ap, ck.best_epoch, ck.log, ck.epoch + 1
     elif resume:
         print(f"epick train: --resume: no checkpoint at {checkpoint}; starting from epoch 0", file=sys.stderr)
+    average = WeightAverage(network, config.ema) if config.ema else None
+    if average is not None and ck is not None and ck.ema:
+        average.load_state_dict(ck.ema, ck.ema_updates)
+    judged = average.module if average is not None else network   # the weights validated and kept
     new, ex = list(train), list(exemplars)
     # continual: the kept epoch is chosen on the new validation micrographs and the old datasets'
     # exemplars together (mean AP over datasets), so forgetting counts in the choice
@@ -261,6 +271,8 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
             scaler.scale(terms.total).backward()
             scaler.step(optimizer)
             scaler.update()
+            if average is not None:
+                average.update(network)
             values = terms.as_floats()
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -272,26 +284,28 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
             log.append(row)
             continue
         if selection:
-            metrics = evaluate_samples(network, selection, dev)
+            metrics = evaluate_samples(judged, selection, dev)
             row.update(val_ap=metrics["ap"], val_ar=metrics["ar"])
             if len(metrics["datasets"]) > 1:
                 row.update({f"val_ap_{k}": m["ap"] for k, m in metrics["datasets"].items()})
             if metrics["ap"] is not None and (best_ap is None or metrics["ap"] > best_ap):
                 best_ap, best_epoch = metrics["ap"], epoch
-                best_state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+                best_state = {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()}
         if best_ap is None:  # no validation, or no validation AP yet: the latest weights
             best_epoch = epoch
-            best_state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+            best_state = {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()}
         log.append(row)
         if config.progress:
             tqdm.write("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
         if checkpoint is not None:
             save_checkpoint(checkpoint, Checkpoint(epoch, network.state_dict(), best_state, optimizer.state_dict(),
-                                                   best_ap, best_epoch, log, asdict(config)))
+                                                   best_ap, best_epoch, log, asdict(config),
+                                                   average.state_dict() if average is not None else None,
+                                                   average.updates if average is not None else 0))
     if ddp:
         distributed.plain_batchnorm(network)
     if best_state is None:  # resumed after the last epoch: the checkpoint had none either
-        best_state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+        best_state = {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()}
         best_epoch = config.epochs - 1
     if selection and best_ap is None:
         print("epick train: no validation AP in any epoch (the validation micrographs hold no labelled "
