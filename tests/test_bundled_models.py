@@ -56,6 +56,10 @@ def test_the_shipped_default_model_has_exemplars_a_threshold_and_one_preprocessi
     model = read_model_file(default.epick)
     assert meta.threshold is not None and 0.0 < meta.threshold < 1.0
     assert meta.preprocess == model.metadata["preprocess"]   # the ONNX was exported from this .epick
+    from epick.runtime.artifact import read_onnx_metadata
+
+    # same architecture, test-time flips included, in both files
+    assert read_onnx_metadata(default.onnx)["model"]["architecture"] == model.network.config.to_dict()
     assert len(model.exemplars) > 0 and {e.dataset for e in model.exemplars} >= {"betagal", "empiar10947"}
 
 

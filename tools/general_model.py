@@ -204,7 +204,7 @@ def main(argv=None) -> int:
         record["bundle"] = done
         (args.work / f"{args.from_stage}.json").write_text(json.dumps(record, indent=1, default=str))
         print(f"default threshold {done['threshold']:g} (best mean F1 on {len(done['validation_micrographs'])} "
-              f"validation micrographs); bundled into {args.out}")
+              f"validation micrographs), test flips {done['test_flips']}; bundled into {args.out}")
         return 0
     name = args.stage + (f"-no-{args.leave_out}" if args.leave_out else "") + args.tag
     prep = params(args.particle_px, args.lowpass, args.highpass)

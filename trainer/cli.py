@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: %(default)s)")
     parser.add_argument("--test-flips", type=int, choices=(1, 2, 4), default=1,
                         help="a new model's heatmap is averaged over this many mirror images when picking (2: "
-                             "left-right, 4: also up-down; more accurate, 2x / 4x the network time) (default: "
+                             "left-right, 4: also up-down; 2x / 4x the network time) (default: "
                              "%(default)s)")
     parser.add_argument("--ema", type=float, default=0.0,
                         help="validate and keep an exponential moving average of the weights with this decay per "
