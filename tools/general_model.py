@@ -129,10 +129,10 @@ def choose_threshold(network, samples) -> tuple[float, dict]:
     return float(best), {"mean_f1": mean_f1, "datasets": sorted(per)}
 
 
-def bundle(work: Path, stage: str, out_dir: Path, record: dict, test_flips: int | None = None) -> dict:
+def bundle(work: Path, stage: str, out_dir: Path, record: dict, test_flips: int = BUNDLE_TEST_FLIPS) -> dict:
     """Choose the default threshold on the stage's validation micrographs, store it in the model
     file, export ONNX, and copy both into ``out_dir`` (the package's bundled models); ``test_flips``
-    (if given) replaces the model's test-time flips first (same weights)."""
+    replaces the model's test-time flips first (same weights)."""
     import shutil
     from dataclasses import replace
 
@@ -142,8 +142,7 @@ def bundle(work: Path, stage: str, out_dir: Path, record: dict, test_flips: int 
     from .steps import epick
 
     model = read_model_file(work / f"{stage}.epick")
-    if test_flips is not None:
-        model.network.config = replace(model.network.config, test_flips=test_flips)
+    model.network.config = replace(model.network.config, test_flips=test_flips)
     prep = PreprocessParams.from_dict(model.metadata["preprocess"])
     _, val = split_validation(training_samples(work, record, prep), record["config"]["val_fraction"],
                               record["config"]["seed"])

@@ -37,13 +37,21 @@ class Checkpoint:
     ema_updates: int = 0
 
 
+def _prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CPU, contiguous copies of ``state`` under ``prefix`` + key (safetensors names)."""
+    return {prefix + k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+
+
+def _unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors named ``prefix`` + key, by key."""
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
     """Write ``ckpt`` atomically."""
     from safetensors.torch import save_file
 
-    tensors = {f"net.{k}": v.detach().cpu().contiguous().clone() for k, v in ckpt.net.items()}
-    tensors.update({f"best.{k}": v.detach().cpu().contiguous().clone() for k, v in ckpt.best.items()})
-    tensors.update({f"ema.{k}": v.detach().cpu().contiguous().clone() for k, v in (ckpt.ema or {}).items()})
+    tensors = {**_prefixed("net.", ckpt.net), **_prefixed("best.", ckpt.best), **_prefixed("ema.", ckpt.ema or {})}
     groups = ckpt.optimizer["param_groups"]
     for idx, state in ckpt.optimizer["state"].items():
         for key, value in state.items():
@@ -67,9 +75,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except Exception as exc:
         raise ModelFileError(path, f"is not a readable training checkpoint ({type(exc).__name__}: {exc})",
                              "delete it and train without --resume") from exc
-    net = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
-    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
-    ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+    net, best, ema = (_unprefixed(prefix, tensors) for prefix in ("net.", "best.", "ema."))
     state: dict[int, dict] = {}
     for k, v in tensors.items():
         if k.startswith("opt."):

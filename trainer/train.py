@@ -180,6 +180,11 @@ def _batches(new: Sequence[Sample], ex: Sequence[Sample], config: TrainConfig, r
     return [[items[j] for j in order[b:b + config.batch_size]] for b in range(0, len(items), config.batch_size)]
 
 
+def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of ``module``'s state (weights kept as the best or final model)."""
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
 def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], config: TrainConfig, *,
         exemplars: Sequence[Sample] = (), teacher: Detector | None = None,
         checkpoint: str | Path | None = None, resume: bool = False) -> FitResult:
@@ -290,10 +295,10 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
                 row.update({f"val_ap_{k}": m["ap"] for k, m in metrics["datasets"].items()})
             if metrics["ap"] is not None and (best_ap is None or metrics["ap"] > best_ap):
                 best_ap, best_epoch = metrics["ap"], epoch
-                best_state = {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()}
+                best_state = _cpu_state(judged)
         if best_ap is None:  # no validation, or no validation AP yet: the latest weights
             best_epoch = epoch
-            best_state = {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()}
+            best_state = _cpu_state(judged)
         log.append(row)
         if config.progress:
             tqdm.write("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
@@ -305,7 +310,7 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
     if ddp:
         distributed.plain_batchnorm(network)
     if best_state is None:  # resumed after the last epoch: the checkpoint had none either
-        best_state = {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()}
+        best_state = _cpu_state(judged)
         best_epoch = config.epochs - 1
     if selection and best_ap is None:
         print("epick train: no validation AP in any epoch (the validation micrographs hold no labelled "
