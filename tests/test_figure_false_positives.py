@@ -1,0 +1,38 @@
+"""benchmarks/figure_false_positives.py: crops are centred on the picks (edges padded) and the sheet is written."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import figure_false_positives as ffp  # noqa: E402
+
+
+class HalfScale:
+    """Original pixels -> network pixels at half scale (centre-of-pixel convention)."""
+
+    scale_x = 0.5
+
+    @staticmethod
+    def to_network(x, y):
+        return (x + 0.5) * 0.5 - 0.5, (y + 0.5) * 0.5 - 0.5
+
+
+def test_crops_are_centred_on_the_picks_and_padded_at_the_edge():
+    image = np.zeros((40, 60), np.uint8)
+    image[10, 30] = 255                                  # network pixel (x 30, y 10) = original (61, 21)
+    [inside, corner] = ffp.crops(image, HalfScale(), np.array([61.0, 1.0]), np.array([21.0, 1.0]), half=4)
+    assert inside.shape == corner.shape == (8, 8)
+    assert inside[4, 4] == 255 and inside.sum() == 255
+    assert corner.sum() == 0
+
+
+def test_sheet_is_written_with_every_block(tmp_path):
+    pytest.importorskip("matplotlib")
+    rng = np.random.default_rng(1)
+    tile = lambda: rng.integers(0, 255, (12, 12), dtype=np.uint8)  # noqa: E731
+    found = {"fp": [(s, tile()) for s in (0.9, 0.4, 0.7)], "tp": [(0.8, tile()) for _ in range(25)], "fn": []}
+    out = ffp.draw(found, 20, 0.3, Path("model.onnx"), tmp_path / "sheet.png")
+    assert out.is_file() and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob("*.tmp*"))
