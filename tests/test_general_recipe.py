@@ -59,3 +59,49 @@ def test_render_8bit_uses_the_recipe_grey_levels():
     image = rng.normal(size=(128, 128)).astype(np.float32)
     out = general_data.render_8bit(image, rng, 30.0, lowpass=(0.0, 0.0), levels=(16,))
     assert len(np.unique(out)) <= 16 and out.min() >= 0 and out.max() <= 255
+
+
+def _fine_fraction(sample) -> float:
+    """Share of the image's variance above 4 cycles per particle diameter."""
+    z = sample.image.astype(np.float64) - sample.image.mean()
+    power = np.abs(np.fft.rfft2(z)) ** 2
+    fy = np.fft.fftfreq(z.shape[0])[:, None]
+    fx = np.fft.rfftfreq(z.shape[1])[None, :]
+    cycles_per_diameter = np.hypot(fx, fy) * sample.diameter
+    return float(power[cycles_per_diameter > 4].sum() / power.sum())
+
+
+def test_denoised_recipe_removes_the_fine_structure_its_raw_twin_has():
+    denoised = replace(general_data.DENOISED, size=SMALL)
+    raw = replace(denoised, render_fraction=0.0)
+    prep = PreprocessParams()
+    (s,) = general_data.simulated_samples(1, prep, seed=2, recipe=denoised, progress=False)
+    (t,) = general_data.simulated_samples(1, prep, seed=2, recipe=raw, progress=False)
+    assert np.array_equal(s.points, t.points)                         # same micrograph, only the rendering differs
+    assert _fine_fraction(s) < 0.03 and 2 * _fine_fraction(s) < _fine_fraction(t)
+
+
+def test_atomic_recipe_projects_the_shared_atomic_models(shared_data, monkeypatch):
+    from epick.simulator.particles import atomic_models_dir
+
+    monkeypatch.delenv("EPICK_SHARED_DATA", raising=False)
+    monkeypatch.delenv("EPICK_ATOMIC_MODELS", raising=False)
+    monkeypatch.setattr(general_data, "shared_data", lambda: Path(shared_data))
+    atomic = replace(general_data.ATOMIC, size=SMALL, types=("pdb-6z6u",), diameter_px=(40.0, 40.0))
+    samples = general_data.simulated_samples(1, PreprocessParams(), seed=0, recipe=atomic, progress=False)
+    assert len(samples[0].points) > 0
+    assert atomic_models_dir() is None                                 # found for the call only
+
+
+def test_default_threshold_is_the_best_mean_f1_on_a_fine_grid(monkeypatch):
+    from types import SimpleNamespace
+
+    def fake_scores(network, samples, thresholds):
+        peak = {"sim": 0.26, "betagal": 0.32}[samples[0].dataset]
+        return {"by_threshold": {f"{t:g}": {"f1": 1.0 - (t - peak) ** 2} for t in thresholds}}
+
+    monkeypatch.setattr(general_data, "score_samples", fake_scores)
+    samples = [SimpleNamespace(dataset="sim"), SimpleNamespace(dataset="betagal")]
+    threshold, how = general_model.choose_threshold(None, samples)
+    assert threshold == pytest.approx(0.29)                          # between the two, not on a 0.05 step
+    assert how["datasets"] == ["betagal", "sim"] and len(how["mean_f1"]) == 91

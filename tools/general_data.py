@@ -25,6 +25,8 @@ from epick.trainer.data import Sample
 REAL_SETS = {"betagal": "empiar10017_betagal", "empiar10947": "empiar10947"}
 PARAMETRIC_TYPES = ("ribosome", "proteasome", "apoferritin", "toxin", "virus", "betagal", "small", "chaperonin",
                     "spike", "dumbbell", "ring", "cage", "prolate", "lshape")
+# particle types projected from the atomic models of the shared data (simulator.particles.ATOMIC_MODELS)
+ATOMIC_TYPES = ("pdb-6z6u", "pdb-4v1w", "pdb-4v5d", "pdb-3jb9", "pdb-6qt9")
 
 
 def shared_data() -> Path:
@@ -72,7 +74,14 @@ VARIED = SimRecipe(types=PARAMETRIC_TYPES, diameter_px=(16.0, 64.0), snr=(0.15, 
 # faint, larger, crowded particles in few grey levels, like binned contrast-stretched PNG data
 FAINT = SimRecipe(types=("betagal", "apoferritin", "proteasome", "ribosome"), diameter_px=(32.0, 64.0),
                   snr=(0.1, 0.3), density=(0.3, 0.5), render_fraction=1.0, lowpass=(0.0, 0.0), levels=(16, 24, 32))
-RECIPES = {"lookalike": LOOKALIKE, "varied": VARIED, "faint": FAINT}
+# the atomic models' projections (apoferritin, ribosome, spliceosome, virus capsid unit), sizes and looks as VARIED
+ATOMIC = SimRecipe(types=ATOMIC_TYPES, diameter_px=(16.0, 64.0), snr=(0.15, 0.6), render_fraction=0.5)
+# denoised-looking, crowded micrographs of every parametric type: the real beta-gal JPEGs (denoised) keep
+# almost no variance above 4 cycles per particle diameter and most of it at 1-2 (crowded particles);
+# a low-pass of 0.05-0.12 diameters over crowded particles puts the simulated spectrum there (0.08 matches)
+DENOISED = SimRecipe(types=PARAMETRIC_TYPES, diameter_px=(20.0, 40.0), snr=(0.2, 0.6), density=(0.25, 0.5),
+                     render_fraction=1.0, lowpass=(0.05, 0.12), levels=(64, 128, 256))
+RECIPES = {"lookalike": LOOKALIKE, "varied": VARIED, "faint": FAINT, "atomic": ATOMIC, "denoised": DENOISED}
 
 
 def simulated_samples(n: int, params, *, seed: int = 0, recipe: SimRecipe = LOOKALIKE, dataset: str = "sim",
@@ -84,8 +93,15 @@ def simulated_samples(n: int, params, *, seed: int = 0, recipe: SimRecipe = LOOK
 
     from epick.runtime.preprocess import preprocess
     from epick.simulator import simulate_micrograph
-    from epick.simulator.particles import particle_diameter_a
+    from epick.simulator.particles import atomic_models_dir, particle_diameter_a, set_atomic_models_dir
 
+    if set(recipe.types) & set(ATOMIC_TYPES) and atomic_models_dir() is None:
+        set_atomic_models_dir(shared_data() / "atomic_models")   # the shared data's PDB models, for this call
+        try:
+            return simulated_samples(n, params, seed=seed, recipe=recipe, dataset=dataset, prefix=prefix,
+                                     progress=progress)
+        finally:
+            set_atomic_models_dir(None)
     rng = np.random.default_rng(seed)
     name_prefix = prefix if prefix is not None else f"{dataset}{seed}_"
 

@@ -4,7 +4,7 @@
     python -m tools.general_model shipped --work W [--leave-out SET]   # simulation + real sets
     python -m tools.general_model bundle  --work W --out runtime/models
 
-``sim``: the narrow network (width 0.25) trained from scratch only on simulated micrographs
+``sim``: the narrow network (width 0.25; ``--width``) trained from scratch only on simulated micrographs
 (``tools.general_data.simulated_samples``, recipes and counts ``--sim``): its AP on the real sets is the
 sim-to-real figure. ``shipped``: trained from scratch on the same simulated set plus the training
 micrographs of the real sets (``held_out_names``: the rest of each set is held out and never
@@ -46,6 +46,8 @@ HIGHPASS = 32.0
 SIM = ("lookalike:12", "varied:24")
 # the bundled model averages its heatmap over the image and its three mirror images when picking
 BUNDLE_TEST_FLIPS = 4
+# the default threshold is chosen on validation among multiples of this step
+THRESHOLD_STEP = 0.01
 
 
 def held_out_names(name: str) -> list[str]:
@@ -117,11 +119,13 @@ def score_all(network, prep, leave_out: str | None = None) -> dict:
     return out
 
 
-def choose_threshold(network, samples) -> tuple[float, dict]:
-    """The score threshold with the best mean F1 over the datasets of the validation ``samples``."""
+def choose_threshold(network, samples, step: float = THRESHOLD_STEP) -> tuple[float, dict]:
+    """The score threshold (a multiple of ``step`` in [0.05, 0.95]) with the best mean F1 over the
+    datasets of the validation ``samples``."""
     from tools.general_data import score_samples
 
-    per = {name: score_samples(network, [s for s in samples if s.dataset == name])
+    grid = np.round(np.arange(0.05, 0.95 + step / 2, step), 4)
+    per = {name: score_samples(network, [s for s in samples if s.dataset == name], grid)
            for name in sorted({s.dataset for s in samples})}
     thresholds = list(next(iter(per.values()))["by_threshold"])
     mean_f1 = {t: float(np.mean([p["by_threshold"][t]["f1"] or 0.0 for p in per.values()])) for t in thresholds}
@@ -200,6 +204,7 @@ def main(argv=None) -> int:
                     help="heatmap averaged over this many mirror images when picking (training: default 1; "
                          f"bundle: default {BUNDLE_TEST_FLIPS})")
     ap.add_argument("--ema", type=float, default=0.0, help="decay per step of the weight average kept (0: none)")
+    ap.add_argument("--width", type=float, default=0.25, help="channel multiplier of the DLA-34 (1: full width)")
     ap.add_argument("--tag", default="", help="suffix of the output names")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -225,7 +230,7 @@ def main(argv=None) -> int:
     config = TrainConfig(mode="joint", epochs=args.epochs, batch_size=4, lr=args.lr,
                          lr_steps=tuple(args.lr_steps) if args.lr_steps is not None else None,
                          crop=args.crop, repeats=args.repeats, val_fraction=args.val_fraction, seed=args.seed,
-                         width=0.25, particle_px=args.particle_px, lowpass=args.lowpass, highpass=args.highpass,
+                         width=args.width, particle_px=args.particle_px, lowpass=args.lowpass, highpass=args.highpass,
                          appearance=_jittered(args.appearance), test_flips=args.test_flips or 1, ema=args.ema,
                          zoom=tuple(args.zoom),
                          progress=True)
