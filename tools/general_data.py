@@ -3,8 +3,9 @@
 - ``simulated_samples``: simulated micrographs of a ``SimRecipe`` (``LOOKALIKE``: beta-gal-like
   particles of 31.6 px at 1024 px, the bundled demo model's recipe; ``VARIED``: every parametric
   type, 16-64 px, SNR drawn, half of them rendered as 8-bit images the way public data look: low-pass
-  filtered (denoised look) and quantised to 16-256 grey levels over a robust range), each with the
-  simulator's ice / carbon / contamination / junk.
+  filtered (denoised look) and quantised to 16-256 grey levels over a robust range; ``RECIPES`` names
+  these and the variants measured beside them: FAINT, ATOMIC (the shared PDB models), DENOISED,
+  LOOKDEN, LOOKFAINT), each with the simulator's ice / carbon / contamination / junk.
 - ``real_samples``: a real set of the shared data (``../shared/data``: EMPIAR-10017 beta-gal,
   EMPIAR-10947) with its STAR truth.
 
@@ -14,7 +15,7 @@ Every image goes through the runtime's ``preprocess`` with the model's ``Preproc
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -81,7 +82,11 @@ ATOMIC = SimRecipe(types=ATOMIC_TYPES, diameter_px=(16.0, 64.0), snr=(0.15, 0.6)
 # a low-pass of 0.05-0.12 diameters over crowded particles puts the simulated spectrum there (0.08 matches)
 DENOISED = SimRecipe(types=PARAMETRIC_TYPES, diameter_px=(20.0, 40.0), snr=(0.2, 0.6), density=(0.25, 0.5),
                      render_fraction=1.0, lowpass=(0.05, 0.12), levels=(64, 128, 256))
-RECIPES = {"lookalike": LOOKALIKE, "varied": VARIED, "faint": FAINT, "atomic": ATOMIC, "denoised": DENOISED}
+# the beta-gal look-alikes crowded and rendered the denoised way, or crowded and fainter (raw look)
+LOOKDEN = replace(LOOKALIKE, render_fraction=1.0, lowpass=(0.05, 0.12), levels=(64, 128, 256), density=(0.25, 0.5))
+LOOKFAINT = replace(LOOKALIKE, snr=(0.12, 0.3), density=(0.25, 0.5))
+RECIPES = {"lookalike": LOOKALIKE, "varied": VARIED, "faint": FAINT, "atomic": ATOMIC, "denoised": DENOISED,
+           "lookden": LOOKDEN, "lookfaint": LOOKFAINT}
 
 
 def simulated_samples(n: int, params, *, seed: int = 0, recipe: SimRecipe = LOOKALIKE, dataset: str = "sim",
