@@ -35,23 +35,23 @@ def crops(image: np.ndarray, transform, x: np.ndarray, y: np.ndarray, half: int)
             for a, b in zip(u, v)]
 
 
-def collect(micrographs: list[Path], model: Path, threads: int) -> tuple[dict, float, int]:
-    """Per kind (fp, tp, fn): lists of (score, crop); the picker's threshold and the crop half-size."""
+def collect(micrographs: list[Path], model: Path, threads: int) -> tuple[dict, float]:
+    """Per kind (fp, tp, fn): lists of (score, crop), crops 1.5 diameters across; the picker's threshold."""
     found: dict[str, list] = {"fp": [], "tp": [], "fn": []}
-    threshold, half = 0.0, 0
+    threshold = 0.0
     for path in micrographs:
         result, truth, m, _, threshold, diameter = pick_and_match(path, path.with_suffix(".star"), model, threads)
         tr, picks = result.transform, result.picks
-        half = max(half, int(round(0.75 * diameter / tr.scale_x)))
+        half = int(round(0.75 * diameter / tr.scale_x))
         for kind, sel, src in (("fp", m.pick_to_truth < 0, picks), ("tp", m.pick_to_truth >= 0, picks),
                                ("fn", m.truth_to_pick < 0, truth)):
             idx = np.flatnonzero(sel)
             scores = src.score[idx] if src.score is not None else np.ones(idx.size)
             found[kind] += list(zip(scores, crops(result.image, tr, src.x[idx], src.y[idx], half)))
-    return found, threshold, half
+    return found, threshold
 
 
-def draw(found: dict, n: int, threshold: float, model: Path, out: Path, dpi: int = 110) -> Path:
+def draw(found: dict, n: int, threshold: float, model: Path, out: Path, what: str, dpi: int = 110) -> Path:
     """Three labelled blocks of crops (top false positives, random true positives, random misses); atomic write."""
     import matplotlib
 
@@ -80,7 +80,7 @@ def draw(found: dict, n: int, threshold: float, model: Path, out: Path, dpi: int
             if k < len(items):
                 ax.imshow(items[k][1], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         r += n_rows
-    fig.suptitle(f"{model.name} at its default threshold {threshold:g}: held-out beta-gal micrographs", fontsize=9)
+    fig.suptitle(f"{model.name} at its default threshold {threshold:g}: {what}", fontsize=9)
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.5 / (rows * 0.9 + 0.9), wspace=0.05, hspace=0.35)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
@@ -99,13 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    what = f"{len(args.micrographs)} micrographs" if args.micrographs else "held-out beta-gal micrographs"
     if args.micrographs is None:
         sys.path.insert(0, str(REPO))
         from tools.general_model import held_out_names
 
         args.micrographs = [betagal_dir() / f"{stem}.jpg" for stem in held_out_names("betagal")]
-    found, threshold, _ = collect(args.micrographs, args.model, args.threads)
-    draw(found, args.n, threshold, args.model, args.out)
+    found, threshold = collect(args.micrographs, args.model, args.threads)
+    draw(found, args.n, threshold, args.model, args.out, what)
     print(f"{len(found['fp'])} false positives, {len(found['tp'])} true positives, {len(found['fn'])} missed; "
           f"wrote {args.out}")
     return 0

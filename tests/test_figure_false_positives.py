@@ -33,6 +33,16 @@ def test_sheet_is_written_with_every_block(tmp_path):
     rng = np.random.default_rng(1)
     tile = lambda: rng.integers(0, 255, (12, 12), dtype=np.uint8)  # noqa: E731
     found = {"fp": [(s, tile()) for s in (0.9, 0.4, 0.7)], "tp": [(0.8, tile()) for _ in range(25)], "fn": []}
-    out = ffp.draw(found, 20, 0.3, Path("model.onnx"), tmp_path / "sheet.png")
+    out = ffp.draw(found, 20, 0.3, Path("model.onnx"), tmp_path / "sheet.png", "3 micrographs")
     assert out.is_file() and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_collect_splits_the_picks_of_a_real_micrograph(shared_data):
+    micrograph = sorted((Path(shared_data) / "empiar10947").glob("*.png"))[0]
+    found, threshold = ffp.collect([micrograph], ffp.DEFAULT_MODEL, threads=1)
+    assert 0.0 < threshold < 1.0
+    assert found["tp"] and found["fp"]
+    assert all(score >= threshold for score, _ in found["tp"] + found["fp"])
+    half = round(0.75 * 60)                                   # 60-px labels, 1024-px micrograph: network scale 1
+    assert {crop.shape for _, crop in found["tp"] + found["fp"] + found["fn"]} == {(2 * half, 2 * half)}
