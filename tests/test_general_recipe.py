@@ -54,6 +54,24 @@ def test_simulated_sets_follow_their_recipe():
     np.testing.assert_array_equal(a[1].image, b[1].image)               # deterministic for the seed
 
 
+def test_packed_recipe_labels_the_spacing_and_packs_the_cores_that_far_apart():
+    from scipy.spatial import cKDTree
+
+    packed = replace(general_data.PACKED, size=384)
+    samples = general_data.simulated_samples(3, PreprocessParams(), seed=2, recipe=packed, progress=False)
+    (d_lo, d_hi), (s_lo, s_hi) = packed.diameter_px, packed.min_distance
+    for s in samples:
+        label_px = s.diameter * s.scale                                    # px of the simulated micrograph
+        assert d_lo * s_lo * 0.999 <= label_px <= d_hi * s_hi * 1.001
+        nearest = cKDTree(s.points).query(s.points, k=2)[0][:, 1]           # network px, like s.diameter
+        assert nearest.min() >= 0.98 * s.diameter                           # no two labelled disks overlap
+        assert np.median(nearest) <= 1.3 * s.diameter                       # and they are packed
+    # the other recipes keep the simulator's spacing and label the particle itself
+    look = replace(general_data.LOOKALIKE, size=SMALL)
+    assert general_data.simulated_samples(1, PreprocessParams(), seed=1, recipe=look,
+                                          progress=False)[0].diameter == pytest.approx(31.6, rel=1e-3)
+
+
 def test_render_8bit_uses_the_recipe_grey_levels():
     rng = np.random.default_rng(0)
     image = rng.normal(size=(128, 128)).astype(np.float32)
