@@ -5,7 +5,8 @@
   type, 16-64 px, SNR drawn, half of them rendered as 8-bit images the way public data look: low-pass
   filtered (denoised look) and quantised to 16-256 grey levels over a robust range; ``RECIPES`` names
   these and the variants measured beside them: FAINT, ATOMIC (the shared PDB models), DENOISED,
-  LOOKDEN, LOOKFAINT), each with the simulator's ice / carbon / contamination / junk.
+  LOOKDEN, LOOKFAINT, PACKED (faint cores packed edge to edge, labelled with their spacing)), each
+  with the simulator's ice / carbon / contamination / junk.
 - ``real_samples``: a real set of the shared data (``../shared/data``: EMPIAR-10017 beta-gal,
   EMPIAR-10947) with its STAR truth.
 
