@@ -37,7 +37,7 @@ import bench_general as bg  # noqa: E402
 TEMPLATE_RADIUS = 0.6        # x the diameter: the matched filter's disk
 BACKGROUND_DISTANCE = 0.5    # x the diameter: background points at least this far from every centre
 BACKGROUND_POINTS = 2000     # drawn per micrograph (fewer when the particles leave less room)
-DEFAULT_RECIPES = ("lookalike", "varied", "lookden", "lookfaint", "denoised")
+DEFAULT_RECIPES = ("lookalike", "varied", "packed", "lookden", "lookfaint", "denoised")
 
 
 def particle_crops(image: np.ndarray, points: np.ndarray, radius: int) -> np.ndarray:
