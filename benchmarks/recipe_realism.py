@@ -40,12 +40,16 @@ BACKGROUND_POINTS = 2000     # drawn per micrograph (fewer when the particles le
 DEFAULT_RECIPES = ("lookalike", "varied", "packed", "lookden", "lookfaint", "denoised")
 
 
-def particle_crops(image: np.ndarray, points: np.ndarray, radius: int) -> np.ndarray:
-    """Crops [k, 2r+1, 2r+1] (float) centred on the rounded ``points`` (x, y) that lie fully inside."""
-    h, w = image.shape
+def inside_points(points: np.ndarray, shape: tuple[int, int], radius: int) -> np.ndarray:
+    """``points`` (x, y) rounded to integer pixels, keeping those whose crop of ``radius`` lies fully inside."""
+    h, w = shape
     xy = np.round(np.asarray(points, float)).astype(int).reshape(-1, 2)
-    keep = (xy[:, 0] >= radius) & (xy[:, 0] < w - radius) & (xy[:, 1] >= radius) & (xy[:, 1] < h - radius)
-    return np.array([image[y - radius:y + radius + 1, x - radius:x + radius + 1] for x, y in xy[keep]],
+    return xy[(xy[:, 0] >= radius) & (xy[:, 0] < w - radius) & (xy[:, 1] >= radius) & (xy[:, 1] < h - radius)]
+
+
+def particle_crops(image: np.ndarray, xy: np.ndarray, radius: int) -> np.ndarray:
+    """Crops [k, 2r+1, 2r+1] (float) centred on integer ``xy`` (x, y) from ``inside_points``."""
+    return np.array([image[y - radius:y + radius + 1, x - radius:x + radius + 1] for x, y in xy],
                     dtype=np.float64).reshape(-1, 2 * radius + 1, 2 * radius + 1)
 
 
@@ -68,8 +72,7 @@ def detectability(image: np.ndarray, points: np.ndarray, diameter: float, seed: 
     radius = max(2, int(np.ceil(TEMPLATE_RADIUS * diameter)))
     img = np.asarray(image, np.float64)
     h, w = img.shape
-    xy = np.round(np.asarray(points, float)).astype(int).reshape(-1, 2)
-    xy = xy[(xy[:, 0] >= radius) & (xy[:, 0] < w - radius) & (xy[:, 1] >= radius) & (xy[:, 1] < h - radius)]
+    xy = inside_points(points, img.shape, radius)
     if len(xy) < 4:
         return {"dprime": None, "particles": int(len(xy))}
     rng = np.random.default_rng(seed)
@@ -81,10 +84,11 @@ def detectability(image: np.ndarray, points: np.ndarray, diameter: float, seed: 
         return {"dprime": None, "particles": int(len(xy))}
     yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
     disk = np.hypot(xx, yy) <= radius
+    centred = img - img.mean()
     values = []
     for scored in (half, ~half):
         template = _template(particle_crops(img, xy[~scored], radius), disk)
-        response = fftconvolve(img - img.mean(), template[::-1, ::-1], mode="same")
+        response = fftconvolve(centred, template[::-1, ::-1], mode="same")
         background = response[background_xy[:, 1], background_xy[:, 0]]
         if background.std() == 0:
             return {"dprime": None, "particles": int(len(xy))}
