@@ -1,15 +1,19 @@
-"""Draw docs/false_positives_betagal.png: what a model picks that the labels do not have, beside what they do.
+"""Draw docs/false_positives_<set>.png: what a model picks that the labels do not have, beside what they do.
 
-    python benchmarks/figure_false_positives.py [--micrographs IMG ...] [--model ONNX] [--n 30] [--out PNG]
+    python benchmarks/figure_false_positives.py [--set betagal|empiar10947 | --micrographs IMG ...]
+                                                [--model ONNX] [--n 30] [--out PNG]
 
-Defaults: the 4 held-out EMPIAR-10017 beta-gal micrographs (``tools.general_model.held_out_names``;
-no model of the recipe trained on them) and the bundled general model. Every micrograph is picked
+Defaults: the held-out micrographs of ``--set`` (default ``betagal``: the 4 held-out EMPIAR-10017
+micrographs; ``empiar10947``: its 3; ``tools.general_model.held_out_names``, no model of the recipe
+trained on them) and the bundled general model. Every micrograph is picked
 through ``epick.runtime.Picker`` at the model's default threshold and matched to its STAR truth
 (``benchmarks/figure_picks.pick_and_match``: box IoU >= 0.5, greedy by score). The sheet shows
 crops of the network image (what the model saw), one particle diameter and a half across: the
 ``--n`` highest-scoring false positives, ``--n`` true positives drawn at random (seed 0) and ``--n``
 missed true particles drawn at random. If the top false positives look like the true positives, the
-labels miss particles, and AP against them is bounded below 1 for any picker.
+labels miss particles, and AP against them is bounded below 1 for any picker. Each block's title
+also gives its centre contrast (``centre_contrast``, over all its crops, not only those drawn): how
+much darker than its surroundings the centre of the average crop is; ~0 where nothing is centred.
 """
 from __future__ import annotations
 
@@ -20,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from figure_picks import REPO, betagal_dir, pick_and_match  # noqa: E402
+from figure_picks import REPO, pick_and_match  # noqa: E402
 
 DEFAULT_MODEL = REPO / "runtime" / "models" / "general.onnx"
-DEFAULT_OUT = REPO / "docs" / "false_positives_betagal.png"
 PER_ROW = 10
+CENTRE_RADIUS = 0.15   # x the particle diameter: the disk whose darkness centre_contrast measures
 
 
 def crops(image: np.ndarray, transform, x: np.ndarray, y: np.ndarray, half: int) -> list[np.ndarray]:
@@ -33,6 +37,20 @@ def crops(image: np.ndarray, transform, x: np.ndarray, y: np.ndarray, half: int)
     padded = np.pad(np.asarray(image), half, mode="edge")
     return [padded[int(round(b)):int(round(b)) + 2 * half, int(round(a)):int(round(a)) + 2 * half]
             for a, b in zip(u, v)]
+
+
+def centre_contrast(tiles: list[np.ndarray]) -> float | None:
+    """Crop mean minus the mean of the disk of radius CENTRE_RADIUS diameters at the centre, in units of
+    the crop's standard deviation, averaged over ``tiles`` (crops 1.5 diameters across): > 0 for dark centres."""
+    values = []
+    for crop in tiles:
+        c = np.asarray(crop, np.float64)
+        h, w = c.shape
+        yy, xx = np.mgrid[:h, :w]
+        disk = np.hypot(xx - (w - 1) / 2, yy - (h - 1) / 2) <= CENTRE_RADIUS * w / 1.5
+        if c.std() > 0:
+            values.append((c.mean() - c[disk].mean()) / c.std())
+    return float(np.mean(values)) if values else None
 
 
 def collect(micrographs: list[Path], model: Path, threads: int) -> tuple[dict, float]:
@@ -62,12 +80,14 @@ def draw(found: dict, n: int, threshold: float, model: Path, out: Path, what: st
 
     rng = np.random.default_rng(0)
     fp = sorted(found["fp"], key=lambda t: -t[0])[:n]
-    blocks = [(fp, f"{len(fp)} highest-scoring false positives (score {fp[-1][0]:.2f}-{fp[0][0]:.2f})" if fp else
-               "no false positives")]
+    contrast = {k: centre_contrast([c for _, c in v]) for k, v in found.items()}
+    dark = lambda k: f"; centre {contrast[k]:+.2f} sd over all {len(found[k])}" if contrast[k] is not None else ""  # noqa: E731
+    blocks = [(fp, f"{len(fp)} highest-scoring false positives (score {fp[-1][0]:.2f}-{fp[0][0]:.2f}){dark('fp')}"
+               if fp else "no false positives")]
     for kind, label in (("tp", "true positives"), ("fn", "missed true particles")):
         pool = found[kind]
         pick = [pool[i] for i in rng.choice(len(pool), min(n, len(pool)), replace=False)] if pool else []
-        blocks.append((pick, f"{len(pick)} {label}, drawn at random (of {len(pool)})"))
+        blocks.append((pick, f"{len(pick)} {label}, drawn at random{dark(kind)}"))
     rows = sum(max(1, -(-len(b) // PER_ROW)) for b, _ in blocks)
     fig, axes = plt.subplots(rows, PER_ROW, figsize=(PER_ROW * 0.9, rows * 0.9 + 0.9), dpi=dpi, squeeze=False)
     r = 0
@@ -89,26 +109,39 @@ def draw(found: dict, n: int, threshold: float, model: Path, out: Path, what: st
     return out
 
 
+def held_out_micrographs(name: str) -> list[Path]:
+    """The held-out micrographs of real set ``name`` (``tools.general_model.held_out_names``)."""
+    sys.path.insert(0, str(REPO))
+    from tools.general_data import REAL_SETS, shared_data
+    from tools.general_model import held_out_names
+
+    folder = shared_data() / REAL_SETS[name]
+    return [next(p for p in sorted(folder.glob(f"{stem}.*")) if p.suffix.lower() in (".jpg", ".png"))
+            for stem in held_out_names(name)]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: see the module docstring."""
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
+    parser.add_argument("--set", choices=("betagal", "empiar10947"), default="betagal",
+                        help="real set of the shared data whose held-out micrographs are drawn (default betagal)")
     parser.add_argument("--micrographs", type=Path, nargs="+", default=None,
-                        help="default: the held-out beta-gal micrographs of the shared data (STAR truth beside each)")
+                        help="these micrographs instead (STAR truth beside each)")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--n", type=int, default=30, help="crops per block")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--out", type=Path, default=None, help="default docs/false_positives_<set>.png")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    what = f"{len(args.micrographs)} micrographs" if args.micrographs else "held-out beta-gal micrographs"
+    what = f"{len(args.micrographs)} micrographs" if args.micrographs else f"held-out {args.set} micrographs"
+    out = args.out or REPO / "docs" / f"false_positives_{args.set}.png"
     if args.micrographs is None:
-        sys.path.insert(0, str(REPO))
-        from tools.general_model import held_out_names
-
-        args.micrographs = [betagal_dir() / f"{stem}.jpg" for stem in held_out_names("betagal")]
+        args.micrographs = held_out_micrographs(args.set)
     found, threshold = collect(args.micrographs, args.model, args.threads)
-    draw(found, args.n, threshold, args.model, args.out, what)
-    print(f"{len(found['fp'])} false positives, {len(found['tp'])} true positives, {len(found['fn'])} missed; "
-          f"wrote {args.out}")
+    draw(found, args.n, threshold, args.model, out, what)
+    contrast = {k: centre_contrast([c for _, c in v]) for k, v in found.items()}
+    print("; ".join(f"{len(found[k])} {label} (centre contrast {contrast[k]:+.2f} sd)" if contrast[k] is not None
+                    else f"0 {label}" for k, label in (("fp", "false positives"), ("tp", "true positives"),
+                                                       ("fn", "missed"))) + f"; wrote {out}")
     return 0
 
 

@@ -46,3 +46,23 @@ def test_collect_splits_the_picks_of_a_real_micrograph(shared_data):
     assert all(score >= threshold for score, _ in found["tp"] + found["fp"])
     half = round(0.75 * 60)                                   # 60-px labels, 1024-px micrograph: network scale 1
     assert {crop.shape for _, crop in found["tp"] + found["fp"] + found["fn"]} == {(2 * half, 2 * half)}
+
+
+def test_centre_contrast_is_positive_for_dark_centres_and_near_zero_for_noise():
+    rng = np.random.default_rng(2)
+    noise = [rng.normal(128, 20, (45, 45)) for _ in range(200)]
+    yy, xx = np.mgrid[:45, :45]
+    disk = np.hypot(xx - 22, yy - 22) <= 4.5               # 0.15 of the 30-px diameter of a 45-px crop
+    dark = [n - 40 * disk for n in noise]
+    bright = [n + 40 * disk for n in noise]
+    assert abs(ffp.centre_contrast(noise)) < 0.05
+    assert ffp.centre_contrast(dark) > 1.0
+    assert ffp.centre_contrast(bright) < -1.0
+    assert ffp.centre_contrast([]) is None
+
+
+def test_held_out_micrographs_are_the_sets_last_files(shared_data):
+    paths = ffp.held_out_micrographs("empiar10947")
+    assert len(paths) == 3 and all(p.suffix == ".png" and p.with_suffix(".star").is_file() for p in paths)
+    every = sorted(p.stem for p in (Path(shared_data) / "empiar10947").glob("*.png"))
+    assert [p.stem for p in paths] == every[-3:]
