@@ -42,15 +42,22 @@ def crops(image: np.ndarray, transform, x: np.ndarray, y: np.ndarray, half: int)
 def centre_contrast(tiles: list[np.ndarray]) -> float | None:
     """Crop mean minus the mean of the disk of radius CENTRE_RADIUS diameters at the centre, in units of
     the crop's standard deviation, averaged over ``tiles`` (crops 1.5 diameters across): > 0 for dark centres."""
-    values = []
+    values, disks = [], {}
     for crop in tiles:
         c = np.asarray(crop, np.float64)
-        h, w = c.shape
-        yy, xx = np.mgrid[:h, :w]
-        disk = np.hypot(xx - (w - 1) / 2, yy - (h - 1) / 2) <= CENTRE_RADIUS * w / 1.5
+        if c.shape not in disks:   # one mask per crop shape (all crops of a sheet share it)
+            h, w = c.shape
+            yy, xx = np.mgrid[:h, :w]
+            disks[c.shape] = np.hypot(xx - (w - 1) / 2, yy - (h - 1) / 2) <= CENTRE_RADIUS * w / 1.5
+        disk = disks[c.shape]
         if c.std() > 0:
             values.append((c.mean() - c[disk].mean()) / c.std())
     return float(np.mean(values)) if values else None
+
+
+def block_contrast(found: dict) -> dict:
+    """``centre_contrast`` of every kind's crops (all of them, not only those drawn)."""
+    return {k: centre_contrast([c for _, c in v]) for k, v in found.items()}
 
 
 def collect(micrographs: list[Path], model: Path, threads: int) -> tuple[dict, float]:
@@ -69,8 +76,10 @@ def collect(micrographs: list[Path], model: Path, threads: int) -> tuple[dict, f
     return found, threshold
 
 
-def draw(found: dict, n: int, threshold: float, model: Path, out: Path, what: str, dpi: int = 110) -> Path:
-    """Three labelled blocks of crops (top false positives, random true positives, random misses); atomic write."""
+def draw(found: dict, n: int, threshold: float, model: Path, out: Path, what: str, dpi: int = 110,
+         contrast: dict | None = None) -> Path:
+    """Three labelled blocks of crops (top false positives, random true positives, random misses), titled with
+    ``contrast`` (``block_contrast`` of ``found``, computed here when None); atomic write."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,7 +89,7 @@ def draw(found: dict, n: int, threshold: float, model: Path, out: Path, what: st
 
     rng = np.random.default_rng(0)
     fp = sorted(found["fp"], key=lambda t: -t[0])[:n]
-    contrast = {k: centre_contrast([c for _, c in v]) for k, v in found.items()}
+    contrast = contrast if contrast is not None else block_contrast(found)
     dark = lambda k: f"; centre {contrast[k]:+.2f} sd over all {len(found[k])}" if contrast[k] is not None else ""  # noqa: E731
     blocks = [(fp, f"{len(fp)} highest-scoring false positives (score {fp[-1][0]:.2f}-{fp[0][0]:.2f}){dark('fp')}"
                if fp else "no false positives")]
@@ -137,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.micrographs is None:
         args.micrographs = held_out_micrographs(args.set)
     found, threshold = collect(args.micrographs, args.model, args.threads)
-    draw(found, args.n, threshold, args.model, out, what)
-    contrast = {k: centre_contrast([c for _, c in v]) for k, v in found.items()}
+    contrast = block_contrast(found)
+    draw(found, args.n, threshold, args.model, out, what, contrast=contrast)
     print("; ".join(f"{len(found[k])} {label} (centre contrast {contrast[k]:+.2f} sd)" if contrast[k] is not None
                     else f"0 {label}" for k, label in (("fp", "false positives"), ("tp", "true positives"),
                                                        ("fn", "missed"))) + f"; wrote {out}")
