@@ -123,36 +123,43 @@ def test_export_without_artifact_is_an_error(tmp_path, capsys):
     assert "--onnx" in capsys.readouterr().err
 
 
-def test_size_head_is_exported(tmp_path):
-    from epick.export.model_source import load_for_export
-    from epick.export.onnx_export import export_onnx
-
-    graph, meta = load_for_export(make_model_file(tmp_path / "ves.epick", with_size=True))
-    out = export_onnx(graph, tmp_path / "ves.onnx", meta, simplify=False)
-    assert [o.name for o in onnx.load(str(out)).graph.output] == ["heatmap", "offset", "size"]
-    assert am.read_onnx_metadata(out)["object_type"] == "vesicle"
-    report = compare(torch_runner(graph), onnx_runner(out), [random_network_batch((1, 1, 64, 96))])
-    assert report.max_abs_diff["size"] <= HEATMAP_TOL
-
-
-def test_test_flips_are_exported_into_the_graph(tmp_path):
-    """A model with test_flips 4 exports the flip average (Slice with negative steps): ONNX equals the
-    torch model for a batch of two, and differs from the same weights without flips."""
+@pytest.fixture(scope="module")
+def flipped_vesicle(tmp_path_factory):
+    """A vesicle model (size head) saved twice, without and with 4 test flips, and the ONNX export
+    of the flipped one: (plain model file, flipped export graph, ONNX file). One export serves the
+    size-head and test-flip tests (each export costs tens of seconds on 2 cores)."""
     from dataclasses import replace
 
     from epick.export.model_source import load_for_export
     from epick.export.onnx_export import export_onnx
     from epick.trainer.modelfile import read_model_file, save_model
 
-    plain = make_model_file(tmp_path / "plain.epick", follows_image=True)
+    folder = tmp_path_factory.mktemp("flipped_vesicle")
+    plain = make_model_file(folder / "plain.epick", with_size=True, follows_image=True)
     model = read_model_file(plain)
     model.network.config = replace(model.network.config, test_flips=4)
-    flipped = save_model(tmp_path / "flips.epick", model.network, model.metadata, model.exemplars)
+    flipped = save_model(folder / "flips.epick", model.network, model.metadata, model.exemplars)
     graph, meta = load_for_export(flipped)
-    out = export_onnx(graph, tmp_path / "flips.onnx", meta, simplify=False)
+    return plain, graph, export_onnx(graph, folder / "flips.onnx", meta, simplify=False)
+
+
+def test_size_head_is_exported(flipped_vesicle):
+    _, graph, out = flipped_vesicle
+    assert [o.name for o in onnx.load(str(out)).graph.output] == ["heatmap", "offset", "size"]
+    assert am.read_onnx_metadata(out)["object_type"] == "vesicle"
+    report = compare(torch_runner(graph), onnx_runner(out), [random_network_batch((1, 1, 64, 96))])
+    assert report.max_abs_diff["size"] <= HEATMAP_TOL
+
+
+def test_test_flips_are_exported_into_the_graph(flipped_vesicle):
+    """A model with test_flips 4 exports the flip average (Slice with negative steps): ONNX equals the
+    torch model for a batch of two, and differs from the same weights without flips."""
+    from epick.export.model_source import load_for_export
+
+    plain, graph, out = flipped_vesicle
     batch = random_network_batch((2, 1, 64, 96), seed=3)
     report = compare(torch_runner(graph), onnx_runner(out), [batch])
-    assert report.max_abs_diff["heatmap"] <= HEATMAP_TOL and report.max_abs_diff["offset"] <= HEATMAP_TOL
+    assert all(report.max_abs_diff[name] <= HEATMAP_TOL for name in ("heatmap", "offset", "size")), report.summary()
     plain_graph, _ = load_for_export(plain)
     assert compare(torch_runner(plain_graph), onnx_runner(out), [batch]).max_abs_diff["heatmap"] > 1e-3
     assert am.read_onnx_metadata(out)["model"]["architecture"]["test_flips"] == 4
