@@ -59,6 +59,7 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--modes", nargs="+", default=["continual", "finetune"])
+    ap.add_argument("--seed", type=int, default=0, help="training seed of both modes (epick train --seed)")
     ap.add_argument("--n-sim", type=int, default=8, help="fresh simulated micrographs for the OLD score")
     ap.add_argument("--work", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
         return {k: score_samples(net, v) for k, v in tests.items()}
 
     report = Report("add_sample", params={"model": str(args.model), "new": args.new, "old": args.old,
-                                          "joint": str(args.joint), "epochs": args.epochs, "lr": args.lr,
+                                          "joint": str(args.joint), "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
                                           "held_out": held, "n_train": len(list(train_dir.glob("*.star")))})
     rows = {"before": scores(args.model)}
     if args.joint is not None:
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         epick("train", "--mode", mode, "--model", args.model, "--data", train_dir, train_dir, args.new,
               "-o", out, "--epochs", args.epochs, "--lr", args.lr, "--crop", 256, "--repeats", 4,
-              "--val-fraction", 0.15, "--quiet")
+              "--val-fraction", 0.15, "--seed", args.seed, "--quiet")
         report.add(f"epick train --mode {mode}", time.perf_counter() - t0)
         rows[mode] = scores(out)
     report.add("score", 0.0, rows=rows)
