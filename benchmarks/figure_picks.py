@@ -55,6 +55,28 @@ def pick_and_match(micrograph: Path, truth_path: Path, model: Path, threads: int
     return result, truth, m, row, threshold, diameter
 
 
+def draw_matched(result, truth, m, diameter: float):
+    """The network image of ``result`` with its true positives, false positives and missed truth drawn
+    (colours above); returns (PIL image, (tp, fp, fn) pick subsets)."""
+    from epick.runtime.preview import draw_picks
+
+    tp = result.picks.subset(np.flatnonzero(m.pick_to_truth >= 0))
+    fp = result.picks.subset(np.flatnonzero(m.pick_to_truth < 0))
+    fn = truth.subset(np.flatnonzero(m.truth_to_pick < 0))
+    img = draw_picks(result.image, fn, result.transform, diameter=diameter, colour=FN_COLOUR[0])
+    for part, (colour, _) in ((fp, FP_COLOUR), (tp, TP_COLOUR)):
+        draw_picks(None, part, result.transform, diameter=diameter, colour=colour, base=img)
+    return img, (tp, fp, fn)
+
+
+def legend_handles(n_tp: int, n_fp: int, n_fn: int) -> list:
+    """Matplotlib legend entries of the three colours with their counts."""
+    from matplotlib.patches import Patch
+
+    return [Patch(facecolor="none", edgecolor=np.array(c) / 255, linewidth=2, label=f"{label} ({n})")
+            for (c, label), n in ((TP_COLOUR, n_tp), (FP_COLOUR, n_fp), (FN_COLOUR, n_fn))]
+
+
 def draw_figure(micrograph: Path, truth_path: Path, model: Path, out: Path = DEFAULT_OUT,
                 threads: int = 2, dpi: int = 110) -> Path:
     """Pick, match and draw TP / FP / missed truth with legend and metrics; write ``out`` atomically."""
@@ -62,18 +84,11 @@ def draw_figure(micrograph: Path, truth_path: Path, model: Path, out: Path = DEF
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
 
     from epick.runtime.io.atomic import atomic_path
-    from epick.runtime.preview import draw_picks
 
     result, truth, m, row, threshold, diameter = pick_and_match(micrograph, truth_path, model, threads)
-    tp = result.picks.subset(np.flatnonzero(m.pick_to_truth >= 0))
-    fp = result.picks.subset(np.flatnonzero(m.pick_to_truth < 0))
-    fn = truth.subset(np.flatnonzero(m.truth_to_pick < 0))
-    img = draw_picks(result.image, fn, result.transform, diameter=diameter, colour=FN_COLOUR[0])
-    for part, (colour, _) in ((fp, FP_COLOUR), (tp, TP_COLOUR)):
-        draw_picks(None, part, result.transform, diameter=diameter, colour=colour, base=img)
+    img, (tp, fp, fn) = draw_matched(result, truth, m, diameter)
 
     fig, ax = plt.subplots(figsize=(img.width / dpi, img.height / dpi + HEADER_IN), dpi=dpi)
     ax.imshow(np.asarray(img), interpolation="nearest")
@@ -82,9 +97,7 @@ def draw_figure(micrograph: Path, truth_path: Path, model: Path, out: Path = DEF
                  f"AP {row['ap']:.3f}   precision {row['precision']:.3f}   recall {row['recall']:.3f}   "
                  f"({row['n_picks']} picks, {row['n_truth']} true; box IoU >= 0.5 at {diameter:g} px)",
                  fontsize=9)
-    handles = [Patch(facecolor="none", edgecolor=np.array(c) / 255, linewidth=2, label=f"{label} ({n})")
-               for (c, label), n in ((TP_COLOUR, len(tp)), (FP_COLOUR, len(fp)), (FN_COLOUR, len(fn)))]
-    ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.85)
+    ax.legend(handles=legend_handles(len(tp), len(fp), len(fn)), loc="upper right", fontsize=8, framealpha=0.85)
     fig.subplots_adjust(left=0, right=1, bottom=0, top=1 - HEADER_IN / (img.height / dpi + HEADER_IN))
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
