@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from figure_false_positives import held_out_micrographs  # noqa: E402
-from figure_picks import REPO, draw_matched, legend_handles, pick_and_match  # noqa: E402
+from figure_picks import REPO, draw_matched, held_out_micrographs, legend_handles, pick_and_match  # noqa: E402
 
 DEFAULT_OUT = REPO / "docs" / "add_sample_betagal.png"
 TITLE_IN = 0.42   # inches above each panel for its two-line title
@@ -107,10 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     for mic in micrographs:
         line = []
         for label, model in args.model:
-            line.append(panel(mic, model, args.width, args.threads))
-            tp, fp, fn = line[-1][2]
-            print(f"{mic.name:<60} {label:<12} AP {_fmt(line[-1][1]['ap'], 3)}  TP {tp} FP {fp} FN {fn}  "
-                  f"threshold {line[-1][1]['threshold']:g}")
+            img, row, (tp, fp, fn) = panel(mic, model, args.width, args.threads)
+            line.append((img, row, (tp, fp, fn)))
+            print(f"{mic.name:<60} {label:<12} AP {_fmt(row['ap'], 3)}  TP {tp} FP {fp} FN {fn}  "
+                  f"threshold {row['threshold']:g}")
         panels.append(line)
     names = [m.stem if len(m.stem) <= 28 else m.stem[:25] + "..." for m in micrographs]
     out = draw(panels, [label for label, _ in args.model], names, args.out)

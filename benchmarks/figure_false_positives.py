@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from figure_picks import REPO, pick_and_match  # noqa: E402
+from figure_picks import REPO, held_out_micrographs, pick_and_match  # noqa: E402
 
 DEFAULT_MODEL = REPO / "runtime" / "models" / "general.onnx"
 PER_ROW = 10
@@ -116,17 +116,6 @@ def draw(found: dict, n: int, threshold: float, model: Path, out: Path, what: st
         fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)
     return out
-
-
-def held_out_micrographs(name: str) -> list[Path]:
-    """The held-out micrographs of real set ``name`` (``tools.general_model.held_out_names``)."""
-    sys.path.insert(0, str(REPO))
-    from tools.general_data import REAL_SETS, shared_data
-    from tools.general_model import held_out_names
-
-    folder = shared_data() / REAL_SETS[name]
-    return [next(p for p in sorted(folder.glob(f"{stem}.*")) if p.suffix.lower() in (".jpg", ".png"))
-            for stem in held_out_names(name)]
 
 
 def main(argv: list[str] | None = None) -> int:

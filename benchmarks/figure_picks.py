@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,17 @@ def betagal_dir() -> Path:
     """The EMPIAR-10017 folder of the shared data ($EPICK_SHARED_DATA or ../shared/data)."""
     root = Path(os.environ.get("EPICK_SHARED_DATA", REPO.parent / "shared" / "data"))
     return root / "empiar10017_betagal"
+
+
+def held_out_micrographs(name: str) -> list[Path]:
+    """The held-out micrographs of real set ``name`` (``tools.general_model.held_out_names``)."""
+    sys.path.insert(0, str(REPO))
+    from tools.general_data import REAL_SETS, shared_data
+    from tools.general_model import held_out_names
+
+    folder = shared_data() / REAL_SETS[name]
+    return [next(p for p in sorted(folder.glob(f"{stem}.*")) if p.suffix.lower() in (".jpg", ".png"))
+            for stem in held_out_names(name)]
 
 
 def pick_and_match(micrograph: Path, truth_path: Path, model: Path, threads: int = 2):
