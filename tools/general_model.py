@@ -42,7 +42,7 @@ N_HELD_OUT = {"betagal": 4, "empiar10947": 3}
 LOWPASS = 2.0
 HIGHPASS = 32.0
 # simulated training micrographs per recipe (tools.general_data.RECIPES): with the filters, the varied
-# set lifted the score on a real set left out of training (README "How the recipe was chosen")
+# set lifted the score on a real set left out of training (docs/GENERAL_MODEL.md, "How the recipe was chosen")
 SIM = ("lookalike:12", "varied:24")
 # the bundled model averages its heatmap over the image and its three mirror images when picking
 BUNDLE_TEST_FLIPS = 4
