@@ -6,6 +6,9 @@ For each mode the command a user runs is timed::
     epick train --mode continual --model MODEL --data TRAIN_MICS TRAIN_MICS NEW -o OUT.epick ...
     epick train --mode finetune  --model MODEL --data ...
 
+with the schedule the bundled general model's catalogue entry gives for adding a sample to it
+(`epick models`; what `epick train --model general` uses unless told otherwise), or --epochs / --lr.
+
 then the result is scored (the project's evaluate, box IoU >= 0.5) on:
 - NEW: the held-out micrographs of the new real set (never trained on);
 - OLD: what the general model knew: the held-out micrographs of the real sets it was trained on
@@ -44,6 +47,7 @@ def main(argv=None) -> int:
     """Run both modes, print the table, write the JSON."""
     import torch
 
+    from epick.runtime.bundled import default_model
     from epick.runtime.preprocess import PreprocessParams
     from tools.general_data import real_samples, score_samples, simulated_samples
     from epick.trainer.modelfile import read_model_file
@@ -56,13 +60,15 @@ def main(argv=None) -> int:
     ap.add_argument("--old", nargs="*", default=["betagal"], choices=("betagal", "empiar10947"),
                     help="real sets the model was trained on (their held-out micrographs are the OLD score)")
     ap.add_argument("--joint", type=Path, default=None, help="a model trained jointly on old + new (scored only)")
-    ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    schedule = dict(default_model().add_sample)   # epick train option -> value
+    ap.add_argument("--epochs", type=int, default=schedule["epochs"])
+    ap.add_argument("--lr", type=float, default=schedule["lr"])
     ap.add_argument("--modes", nargs="+", default=["continual", "finetune"])
     ap.add_argument("--seed", type=int, default=0, help="training seed of both modes (epick train --seed)")
     ap.add_argument("--n-sim", type=int, default=8, help="fresh simulated micrographs for the OLD score")
     ap.add_argument("--work", type=Path, default=None)
     args = ap.parse_args(argv)
+    schedule.update(epochs=args.epochs, lr=args.lr)
     torch.set_num_threads(2)
     work = args.work or Path(tempfile.mkdtemp(prefix="epick-add-"))
     held = held_out_names(args.new)
@@ -78,16 +84,17 @@ def main(argv=None) -> int:
 
     report = Report("add_sample", params={"model": str(args.model), "new": args.new, "old": args.old,
                                           "joint": str(args.joint), "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
+                                          "schedule": schedule,
                                           "held_out": held, "n_train": len(list(train_dir.glob("*.star")))})
     rows = {"before": scores(args.model)}
     if args.joint is not None:
         rows["joint"] = scores(args.joint)
+    options = [a for k, v in schedule.items() for a in (f"--{k.replace('_', '-')}", v)]
     for mode in args.modes:
         out = work / f"{mode}.epick"
         t0 = time.perf_counter()
         epick("train", "--mode", mode, "--model", args.model, "--data", train_dir, train_dir, args.new,
-              "-o", out, "--epochs", args.epochs, "--lr", args.lr, "--crop", 256, "--repeats", 4,
-              "--val-fraction", 0.15, "--seed", args.seed, "--quiet")
+              "-o", out, *options, "--seed", args.seed, "--quiet")
         report.add(f"epick train --mode {mode}", time.perf_counter() - t0)
         rows[mode] = scores(out)
     report.add("score", 0.0, rows=rows)

@@ -3,8 +3,11 @@
 ``models/catalogue.json`` lists each bundled model: ``name``, ``onnx`` (the file `epick pick`
 runs), ``epick`` (the trainer's model file with its exemplar set, for `epick train --mode
 continual --model NAME`), ``default`` (true for the one `epick pick` uses without --model),
-``summary``, ``trained_on`` and ``accuracy`` (measured figures, with the benchmark that measured
-them). A ``--model`` value that is not an existing file but a bundled model's name resolves here.
+``summary``, ``trained_on``, ``accuracy`` (measured figures, with the benchmark that measured
+them) and ``add_sample``: the `epick train` options (``epochs``, ``lr``, ``crop``, ``repeats``,
+``val_fraction``) measured for adding a sample to the model by fine-tuning or continual learning,
+which `epick train --model NAME` uses for the options not given. A ``--model`` value that is not an
+existing file but a bundled model's name resolves here.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ class BundledModel:
     summary: str = ""
     trained_on: list[str] = field(default_factory=list)
     accuracy: dict = field(default_factory=dict)
+    add_sample: dict = field(default_factory=dict)   # epick train option -> value (finetune, continual)
 
 
 def bundled_models(folder: Path = MODELS_DIR) -> list[BundledModel]:
@@ -44,7 +48,8 @@ def bundled_models(folder: Path = MODELS_DIR) -> list[BundledModel]:
             continue
         epick = folder / row["epick"] if row.get("epick") and (folder / row["epick"]).is_file() else None
         out.append(BundledModel(row["name"], onnx, epick, bool(row.get("default")), row.get("summary", ""),
-                                list(row.get("trained_on", [])), dict(row.get("accuracy", {}))))
+                                list(row.get("trained_on", [])), dict(row.get("accuracy", {})),
+                                dict(row.get("add_sample", {}))))
     return out
 
 
@@ -74,3 +79,12 @@ def resolve_model(value: str | Path | None, *, kind: str = "onnx", folder: Path 
     if path is None:
         raise EpickError(f"the bundled model {chosen.name} ships no .epick model file to train from")
     return path
+
+
+def bundled_model_of(path: str | Path, folder: Path = MODELS_DIR) -> BundledModel | None:
+    """The bundled model whose ONNX or .epick file ``path`` is (None for any other file)."""
+    target = Path(path).resolve()
+    for m in bundled_models(folder):
+        if target in {m.onnx.resolve(), m.epick.resolve() if m.epick else None}:
+            return m
+    return None

@@ -90,3 +90,67 @@ def test_pick_without_model_uses_the_bundled_general_model(tmp_path, shared_data
     picks = read_picks(tmp_path / f"{mic.stem}_autopick.star")[0]
     truth = read_picks(mic.with_suffix(".star"))[0]
     assert 0.3 * len(truth) < len(picks) < 3 * len(truth)   # a real micrograph of ~200-300 particles
+
+
+def test_bundled_model_of_names_the_bundled_files_only(tmp_path):
+    folder = _catalogue(tmp_path / "models", [
+        {"name": "general", "onnx": "general.onnx", "epick": "general.epick", "default": True,
+         "add_sample": {"epochs": 7, "lr": 0.002}}])
+    make_onnx(folder / "general.onnx")
+    (folder / "general.epick").write_bytes(b"x")
+    assert bundled.bundled_model_of(folder / "general.epick", folder).add_sample == {"epochs": 7, "lr": 0.002}
+    assert bundled.bundled_model_of(folder / "general.onnx", folder).name == "general"
+    assert bundled.bundled_model_of(tmp_path / "mine.epick", folder) is None
+
+
+@pytest.fixture
+def captured_training(monkeypatch):
+    """`epick train` runs up to the trainer, which records the TrainConfig it was given instead of training."""
+    pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    import epick.trainer.train as train
+
+    configs = []
+
+    def fake_train_model(specs, config, output, **kwargs):
+        configs.append(config)
+        return output, SimpleNamespace(best_ap=None, best_epoch=0)
+
+    monkeypatch.setattr(train, "train_model", fake_train_model)
+    return configs
+
+
+def _schedule(config):
+    return {"epochs": config.epochs, "lr": config.lr, "crop": config.crop, "repeats": config.repeats,
+            "val_fraction": config.val_fraction}
+
+
+def test_adding_a_sample_to_the_bundled_model_uses_its_measured_schedule(tmp_path, captured_training, capsys):
+    from epick.runtime.cli import main
+    from epick.trainer.train import TrainConfig
+
+    general = next((m for m in bundled.bundled_models() if m.name == "general"), None)
+    if general is None or general.epick is None:
+        pytest.skip("no bundled general model in this checkout")
+    # the measured schedule is short: `epick train --mode continual --model general` alone is the 3-9 min run
+    assert general.add_sample["epochs"] < TrainConfig.epochs and general.add_sample["crop"] < TrainConfig.crop
+    data = ["--data", str(tmp_path), str(tmp_path), "mine"]
+    out = str(tmp_path / "mine.epick")
+    paper = {"epochs": 120, "lr": 1e-4, "crop": 512, "repeats": 0, "val_fraction": 0.2}
+    for mode in ("continual", "finetune"):
+        assert main(["train", "--mode", mode, "--model", "general", *data, "-o", out]) == 0
+        assert _schedule(captured_training[-1]) == general.add_sample
+        assert "schedule measured for adding a sample" in capsys.readouterr().err
+    # an option given wins over the measured value; the bundled file's path counts as the bundled model
+    assert main(["train", "--mode", "continual", "--model", str(general.epick), *data, "-o", out,
+                 "--epochs", "3", "--lr", "0.01"]) == 0
+    assert _schedule(captured_training[-1]) == dict(general.add_sample, epochs=3, lr=0.01)
+    assert "--epochs" not in capsys.readouterr().err.split("measured")[-1]   # says only what it took from the model
+    # any other model, and joint training, keep the paper's schedule
+    other = tmp_path / "other.epick"
+    other.write_bytes(general.epick.read_bytes())
+    assert main(["train", "--mode", "finetune", "--model", str(other), *data, "-o", out]) == 0
+    assert main(["train", "--mode", "joint", *data, "-o", out]) == 0
+    assert [_schedule(c) for c in captured_training[-2:]] == [paper, paper]
+    assert "schedule measured" not in capsys.readouterr().err

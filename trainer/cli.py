@@ -21,6 +21,10 @@ epick train --mode finetune --model betagal.epick --data mics2/ ManualPick/job00
 WRITES = """
 OUTPUT (.epick: weights, exemplars, metadata), OUTPUT.ckpt (checkpoint for --resume, removed at the end)
 """
+# the options of the training schedule; a bundled model's catalogue entry may carry the values measured for
+# adding a sample to it (`epick models`), used in finetune and continual mode for the options not given
+SCHEDULE_OPTIONS = ("epochs", "lr", "crop", "repeats", "val_fraction")
+FROM_BUNDLED = "; finetune and continual from a bundled model: the value measured for adding a sample to it, `epick models`"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,15 +49,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sparse annotation: pseudo-labels above 0.7, ignore unlabelled predictions in [0.5, 0.7]")
     parser.add_argument("--unlabelled-negatives", action="store_true",
                         help="train on micrographs without a coordinate file as negatives instead of stopping")
-    parser.add_argument("--epochs", type=positive_int, default=120, help="passes over the training micrographs (default: %(default)s)")
+    parser.add_argument("--epochs", type=positive_int,
+                        help=f"passes over the training micrographs (default: 120{FROM_BUNDLED})")
     parser.add_argument("--batch-size", type=positive_int, default=4, help="crops per optimisation step (default: %(default)s)")
-    parser.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate (default: %(default)s)")
+    parser.add_argument("--lr", type=positive_float, help=f"Adam learning rate (default: 1e-4{FROM_BUNDLED})")
     parser.add_argument("--lr-steps", type=positive_int, nargs="*", help="epochs where lr drops 10x (default 70/120, 90/120 of --epochs)")
-    parser.add_argument("--crop", type=positive_int, default=512, help="training crop, network pixels (multiple of 32) (default: %(default)s)")
-    parser.add_argument("--repeats", type=nonnegative_int, default=0,
+    parser.add_argument("--crop", type=positive_int,
+                        help=f"training crop, network pixels (multiple of 32) (default: 512{FROM_BUNDLED})")
+    parser.add_argument("--repeats", type=nonnegative_int,
                         help="0: every epoch covers each micrograph fully with crop tiles; N: N random crops of "
-                             "each micrograph per epoch (default: %(default)s)")
-    parser.add_argument("--val-fraction", type=open_fraction, default=0.2, help="held-out micrographs for validation AP (default: %(default)s)")
+                             f"each micrograph per epoch (default: 0{FROM_BUNDLED})")
+    parser.add_argument("--val-fraction", type=open_fraction,
+                        help=f"held-out micrographs for validation AP (default: 0.2{FROM_BUNDLED})")
     parser.add_argument("--width", type=positive_float, default=1.0, help="channel multiplier of a new network (0.25: narrow) (default: %(default)s)")
     parser.add_argument("--target-width", type=positive_int, default=1024, help="preprocessing width of a new model (px) (default: %(default)s)")
     parser.add_argument("--particle-px", type=nonnegative_float, default=0.0,
@@ -106,19 +113,42 @@ def dataset_specs(args: argparse.Namespace):
     return specs
 
 
+def training_schedule(args: argparse.Namespace, init_model: Path | None) -> dict:
+    """--epochs, --lr, --crop, --repeats, --val-fraction: as given; else, in finetune and continual mode
+    from a bundled model, the values its catalogue entry measured for adding a sample; else TrainConfig's
+    defaults (the paper's schedule). Says on stderr when the bundled model's values are used."""
+    import sys
+    from dataclasses import fields
+
+    from epick.runtime.bundled import bundled_model_of
+    from .train import TrainConfig
+
+    schedule = {f.name: f.default for f in fields(TrainConfig) if f.name in SCHEDULE_OPTIONS}
+    bundled = bundled_model_of(init_model) if init_model is not None and args.mode != "joint" else None
+    measured = {k: v for k, v in (bundled.add_sample if bundled else {}).items()
+                if k in SCHEDULE_OPTIONS and getattr(args, k) is None}
+    schedule.update(measured)
+    schedule.update({k: getattr(args, k) for k in SCHEDULE_OPTIONS if getattr(args, k) is not None})
+    if measured:
+        options = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in measured.items())
+        print(f"epick train: {args.mode} from the bundled model {bundled.name} with the schedule measured for adding "
+              f"a sample to it: {options} (give an option to change it)", file=sys.stderr)
+    return schedule
+
+
 def run(args: argparse.Namespace) -> int:
     """Train and write the model file; prints a one-line summary."""
     from .train import TrainConfig, checkpoint_path, train_model
 
-    config = TrainConfig(mode=args.mode, object_type=args.object_type, epochs=args.epochs, batch_size=args.batch_size,
-                         lr=args.lr, lr_steps=tuple(args.lr_steps) if args.lr_steps else None, crop=args.crop,
-                         repeats=args.repeats, sparse=args.sparse, val_fraction=args.val_fraction, seed=args.seed,
-                         device=args.device, amp=not args.no_amp, width=args.width, target_width=args.target_width,
-                         particle_px=args.particle_px, lowpass=args.lowpass, highpass=args.highpass,
-                         test_flips=args.test_flips, ema=args.ema, progress=not args.quiet, ddp=args.ddp)
     from epick.runtime.bundled import resolve_model
 
     init_model = resolve_model(args.model, kind="epick") if args.model is not None else None
+    config = TrainConfig(mode=args.mode, object_type=args.object_type, batch_size=args.batch_size,
+                         lr_steps=tuple(args.lr_steps) if args.lr_steps else None, sparse=args.sparse, seed=args.seed,
+                         device=args.device, amp=not args.no_amp, width=args.width, target_width=args.target_width,
+                         particle_px=args.particle_px, lowpass=args.lowpass, highpass=args.highpass,
+                         test_flips=args.test_flips, ema=args.ema, progress=not args.quiet, ddp=args.ddp,
+                         **training_schedule(args, init_model))
     if not args.ddp:
         path, result = train_model(dataset_specs(args), config, args.output, init_model=init_model, resume=args.resume)
     else:

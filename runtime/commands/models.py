@@ -45,4 +45,8 @@ def run(args: argparse.Namespace) -> int:
         for name, row in m.accuracy.items():
             figures = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
             print(f"  measured on {name}: {figures}")
+        if m.add_sample:
+            options = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in m.add_sample.items())
+            print(f"  adding a sample: `epick train --mode continual|finetune --model {m.name}` uses {options} "
+                  "unless given (measured: README 'Add my sample')")
     return 0
