@@ -83,6 +83,26 @@ def test_continual_learning_forgets_less_than_finetuning(old_run):
     assert ap["continual"][0] > ap["finetune"][0] + 0.05
 
 
+def test_continual_learning_of_a_dataset_the_model_already_holds(old_run, capsys):
+    """Adding OLD again, its exemplar micrograph among the new ones and held out for validation: it is
+    validated as new data (once), and the model keeps OLD's history and one exemplar set for it."""
+    from epick.trainer.data import split_validation
+
+    base, _, _, tmp = old_run
+    exemplar_names = {e.name for e in read_model_file(base).exemplars}
+    mics, stars = write_dataset(tmp / "again", OLD, 8, seed=1)   # the training micrographs of old_run
+    samples = load_dataset(mics, stars, PARAMS, dataset=OLD, diameter=KINDS[OLD], progress=False)
+    assert exemplar_names <= {s.name for s in samples}
+    seed = next(s for s in range(50) if exemplar_names & {v.name for v in split_validation(samples, 0.5, s)[1]})
+    path, result = train_model([DatasetSpec(OLD, [mics], [stars], diameter=KINDS[OLD])],
+                               TrainConfig(mode="continual", epochs=1, val_fraction=0.5, seed=seed, **FAST),
+                               tmp / "again.epick", init_model=base)
+    assert "train as new data" in capsys.readouterr().err
+    model = read_model_file(path)
+    assert result.best_ap is not None and [h["name"] for h in model.metadata["history"]] == [OLD, OLD]
+    assert {e.dataset for e in model.exemplars} == {OLD} and sum(e.count for e in model.exemplars) > 0
+
+
 def test_training_is_deterministic_for_a_seed(old_run):
     _, _, samples, _ = old_run
     states = []

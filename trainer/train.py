@@ -364,8 +364,9 @@ def train_samples(samples: Sequence[Sample], config: TrainConfig, output: str | 
         network = copy.deepcopy(init.network)
     teacher = copy.deepcopy(init.network) if config.mode == "continual" else None
     old_ex = list(init.exemplars) if init is not None else []
-    result = fit(network, train, val, config, exemplars=old_ex if teacher is not None else (), teacher=teacher,
-                 checkpoint=checkpoint, resume=resume)
+    replay = _exemplars_to_replay(old_ex, samples) if teacher is not None else []
+    result = fit(network, train, val, config, exemplars=replay, teacher=teacher, checkpoint=checkpoint,
+                 resume=resume)
     from . import distributed
 
     if config.ddp and not distributed.active().is_main:   # rank 0 writes the model file
@@ -388,6 +389,17 @@ def train_samples(samples: Sequence[Sample], config: TrainConfig, output: str | 
                           particle_diameter=particle_diameter, diameter_network=diam_net, history=history,
                           training={**asdict(config), "log": result.log})
     return save_model(output, network, meta, exemplars), result
+
+
+def _exemplars_to_replay(exemplars: Sequence[Sample], samples: Sequence[Sample]) -> list[Sample]:
+    """The model's exemplars that continual training replays: all but those whose micrograph is among the
+    new ``samples`` of the same dataset (a dataset added again with the same name), which train as new data."""
+    new = {(s.dataset, s.name) for s in samples}
+    again = sorted({f"{e.dataset}/{e.name}" for e in exemplars if (e.dataset, e.name) in new})
+    if again:
+        print(f"epick train: exemplar micrograph(s) {', '.join(again)} of the model are among the new micrographs: "
+              "they train as new data, not as exemplars", file=sys.stderr)
+    return [e for e in exemplars if (e.dataset, e.name) not in new]
 
 
 def checkpoint_path(output: str | Path) -> Path:
