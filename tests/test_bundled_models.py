@@ -147,10 +147,22 @@ def test_adding_a_sample_to_the_bundled_model_uses_its_measured_schedule(tmp_pat
                  "--epochs", "3", "--lr", "0.01"]) == 0
     assert _schedule(captured_training[-1]) == dict(general.add_sample, epochs=3, lr=0.01)
     assert "--epochs" not in capsys.readouterr().err.split("measured")[-1]   # says only what it took from the model
-    # any other model, and joint training, keep the paper's schedule
+    # a model made by continual learning keeps the schedule it was trained with
+    from epick.trainer.modelfile import read_model_file, save_model
+
+    model = read_model_file(general.epick)
+    mine = {"epochs": 7, "lr": 0.003, "crop": 128, "repeats": 2, "val_fraction": 0.3}
+    save_model(tmp_path / "mine.epick", model.network, dict(model.metadata, training={"mode": "continual", **mine}),
+               model.exemplars)
+    assert main(["train", "--mode", "continual", "--model", str(tmp_path / "mine.epick"), *data, "-o", out]) == 0
+    assert _schedule(captured_training[-1]) == mine
+    assert "the schedule mine.epick was trained with (continual)" in capsys.readouterr().err
+    # a model trained jointly (this copy of the bundled model's file, not bundled), and joint training, keep the
+    # paper's schedule
     other = tmp_path / "other.epick"
     other.write_bytes(general.epick.read_bytes())
+    assert read_model_file(other).metadata["training"]["mode"] == "joint"
     assert main(["train", "--mode", "finetune", "--model", str(other), *data, "-o", out]) == 0
     assert main(["train", "--mode", "joint", *data, "-o", out]) == 0
     assert [_schedule(c) for c in captured_training[-2:]] == [paper, paper]
-    assert "schedule measured" not in capsys.readouterr().err
+    assert "epick train: " not in capsys.readouterr().err

@@ -21,10 +21,11 @@ epick train --mode finetune --model betagal.epick --data mics2/ ManualPick/job00
 WRITES = """
 OUTPUT (.epick: weights, exemplars, metadata), OUTPUT.ckpt (checkpoint for --resume, removed at the end)
 """
-# the options of the training schedule; a bundled model's catalogue entry may carry the values measured for
-# adding a sample to it (`epick models`), used in finetune and continual mode for the options not given
+# the options of the training schedule; in finetune and continual mode the ones not given come from the model
+# trained from (a bundled model's measured 'add a sample' values, or a model's own finetune / continual run)
 SCHEDULE_OPTIONS = ("epochs", "lr", "crop", "repeats", "val_fraction")
-FROM_BUNDLED = "; finetune and continual from a bundled model: the value measured for adding a sample to it, `epick models`"
+SCHEDULE_NOTE = ("; finetune and continual: the value measured for adding a sample to a bundled model "
+                "(`epick models`), or the one a model made by finetune or continual was trained with")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,17 +51,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unlabelled-negatives", action="store_true",
                         help="train on micrographs without a coordinate file as negatives instead of stopping")
     parser.add_argument("--epochs", type=positive_int,
-                        help=f"passes over the training micrographs (default: 120{FROM_BUNDLED})")
+                        help=f"passes over the training micrographs (default: 120{SCHEDULE_NOTE})")
     parser.add_argument("--batch-size", type=positive_int, default=4, help="crops per optimisation step (default: %(default)s)")
-    parser.add_argument("--lr", type=positive_float, help=f"Adam learning rate (default: 1e-4{FROM_BUNDLED})")
+    parser.add_argument("--lr", type=positive_float, help=f"Adam learning rate (default: 1e-4{SCHEDULE_NOTE})")
     parser.add_argument("--lr-steps", type=positive_int, nargs="*", help="epochs where lr drops 10x (default 70/120, 90/120 of --epochs)")
     parser.add_argument("--crop", type=positive_int,
-                        help=f"training crop, network pixels (multiple of 32) (default: 512{FROM_BUNDLED})")
+                        help=f"training crop, network pixels (multiple of 32) (default: 512{SCHEDULE_NOTE})")
     parser.add_argument("--repeats", type=nonnegative_int,
                         help="0: every epoch covers each micrograph fully with crop tiles; N: N random crops of "
-                             f"each micrograph per epoch (default: 0{FROM_BUNDLED})")
+                             f"each micrograph per epoch (default: 0{SCHEDULE_NOTE})")
     parser.add_argument("--val-fraction", type=open_fraction,
-                        help=f"held-out micrographs for validation AP (default: 0.2{FROM_BUNDLED})")
+                        help=f"held-out micrographs for validation AP (default: 0.2{SCHEDULE_NOTE})")
     parser.add_argument("--width", type=positive_float, default=1.0, help="channel multiplier of a new network (0.25: narrow) (default: %(default)s)")
     parser.add_argument("--target-width", type=positive_int, default=1024, help="preprocessing width of a new model (px) (default: %(default)s)")
     parser.add_argument("--particle-px", type=nonnegative_float, default=0.0,
@@ -114,26 +115,39 @@ def dataset_specs(args: argparse.Namespace):
 
 
 def training_schedule(args: argparse.Namespace, init_model: Path | None) -> dict:
-    """--epochs, --lr, --crop, --repeats, --val-fraction: as given; else, in finetune and continual mode
-    from a bundled model, the values its catalogue entry measured for adding a sample; else TrainConfig's
-    defaults (the paper's schedule). Says on stderr when the bundled model's values are used."""
+    """--epochs, --lr, --crop, --repeats, --val-fraction: as given; else, in finetune and continual mode,
+    the values measured for adding a sample to a bundled model (its catalogue entry) or those a model made
+    by finetune or continual learning was trained with (so a model made from the bundled one keeps its
+    schedule); else TrainConfig's defaults (the paper's schedule). Says on stderr which values it took."""
     import sys
     from dataclasses import fields
 
-    from epick.runtime.bundled import bundled_model_of
     from .train import TrainConfig
 
     schedule = {f.name: f.default for f in fields(TrainConfig) if f.name in SCHEDULE_OPTIONS}
-    bundled = bundled_model_of(init_model) if init_model is not None and args.mode != "joint" else None
-    measured = {k: v for k, v in (bundled.add_sample if bundled else {}).items()
-                if k in SCHEDULE_OPTIONS and getattr(args, k) is None}
-    schedule.update(measured)
+    inherited, source = _model_schedule(init_model) if init_model is not None and args.mode != "joint" else ({}, "")
+    taken = {k: v for k, v in inherited.items() if k in SCHEDULE_OPTIONS and getattr(args, k) is None}
+    schedule.update(taken)
     schedule.update({k: getattr(args, k) for k in SCHEDULE_OPTIONS if getattr(args, k) is not None})
-    if measured:
-        options = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in measured.items())
-        print(f"epick train: {args.mode} from the bundled model {bundled.name} with the schedule measured for adding "
-              f"a sample to it: {options} (give an option to change it)", file=sys.stderr)
+    if taken:
+        options = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in taken.items())
+        print(f"epick train: {args.mode} with {source}: {options} (give an option to change it)", file=sys.stderr)
     return schedule
+
+
+def _model_schedule(init_model: Path) -> tuple[dict, str]:
+    """(schedule options, where they come from) for training from ``init_model``; ({}, "") for none."""
+    from epick.runtime.bundled import bundled_model_of
+    from .modelfile import read_model_file
+
+    bundled = bundled_model_of(init_model)
+    if bundled is not None and bundled.add_sample:
+        return bundled.add_sample, f"the schedule measured for adding a sample to the bundled model {bundled.name}"
+    training = read_model_file(init_model, verify=False).metadata.get("training") or {}
+    if training.get("mode") in ("finetune", "continual"):
+        return ({k: training[k] for k in SCHEDULE_OPTIONS if k in training},
+                f"the schedule {init_model.name} was trained with ({training['mode']})")
+    return {}, ""
 
 
 def run(args: argparse.Namespace) -> int:
