@@ -5,6 +5,9 @@ PIP := $(PYTHON) -m pip
 # The test set-up pins the CPU build of torch only where no torch is installed yet, so a GPU
 # user's CUDA torch is left alone (an unpinned torch would pull several GB of CUDA packages).
 TORCH_PIN := $(shell $(PYTHON) -c "import torch" >/dev/null 2>&1 || echo "torch==2.13.0")
+# `make test` runs the test files in this many pytest-xdist workers (each file in one worker, so
+# its module fixtures are built once); the training tests use one torch thread each.
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test test-all bench
 
@@ -19,7 +22,7 @@ test:
 	# Topaz's own coordinate readers check the tables epick writes (tests only; GPL-3.0, not
 	# shipped). --no-deps: its torchvision requirement would pull CUDA torch; the readers need pandas.
 	$(PIP) install -q --no-deps topaz-em==0.3.20
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-all:
 	$(PYTHON) -m pytest -q -m "slow or not slow"

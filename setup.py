@@ -41,7 +41,7 @@ EXPORT = ["onnx>=1.16", "onnxscript>=0.1", "onnxslim>=0.1"]
 GPU = ["cuda-python>=12", "numba-cuda>=0.4"]
 CLUSTER = ["dask[distributed]>=2024.1", "dask-jobqueue>=0.8"]   # epick pick --cluster, Slurm
 # playwright drives the system's Chromium in the browser tests of the viewer (no browser download)
-DEV = TRAIN + EXPORT + CLUSTER + ["pytest>=7", "pytest-timeout>=2", "matplotlib>=3.7", "playwright>=1.40"]
+DEV = TRAIN + EXPORT + CLUSTER + ["pytest>=7", "pytest-timeout>=2", "pytest-xdist>=3", "matplotlib>=3.7", "playwright>=1.40"]
 
 setup(
     name="epick",
