@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     """Run both modes, print the table, write the JSON."""
     import torch
 
-    from epick.runtime.bundled import default_model
+    from epick.runtime.bundled import as_options, default_model
     from epick.runtime.preprocess import PreprocessParams
     from tools.general_data import real_samples, score_samples, simulated_samples
     from epick.trainer.modelfile import read_model_file
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     rows = {"before": scores(args.model)}
     if args.joint is not None:
         rows["joint"] = scores(args.joint)
-    options = [a for k, v in schedule.items() for a in (f"--{k.replace('_', '-')}", v)]
+    options = as_options(schedule)
     for mode in args.modes:
         out = work / f"{mode}.epick"
         t0 = time.perf_counter()

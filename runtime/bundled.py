@@ -88,3 +88,8 @@ def bundled_model_of(path: str | Path, folder: Path = MODELS_DIR) -> BundledMode
         if target in {m.onnx.resolve(), m.epick.resolve() if m.epick else None}:
             return m
     return None
+
+
+def as_options(values: dict) -> list[str]:
+    """`epick train` options for ``values`` (e.g. {"val_fraction": 0.15} -> ["--val-fraction", "0.15"])."""
+    return [a for k, v in values.items() for a in (f"--{k.replace('_', '-')}", str(v))]

@@ -122,6 +122,7 @@ def training_schedule(args: argparse.Namespace, init_model: Path | None) -> dict
     import sys
     from dataclasses import fields
 
+    from epick.runtime.bundled import as_options
     from .train import TrainConfig
 
     schedule = {f.name: f.default for f in fields(TrainConfig) if f.name in SCHEDULE_OPTIONS}
@@ -130,8 +131,8 @@ def training_schedule(args: argparse.Namespace, init_model: Path | None) -> dict
     schedule.update(taken)
     schedule.update({k: getattr(args, k) for k in SCHEDULE_OPTIONS if getattr(args, k) is not None})
     if taken:
-        options = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in taken.items())
-        print(f"epick train: {args.mode} with {source}: {options} (give an option to change it)", file=sys.stderr)
+        print(f"epick train: {args.mode} with {source}: {' '.join(as_options(taken))} (give an option to change it)",
+              file=sys.stderr)
     return schedule
 
 

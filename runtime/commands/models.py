@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the bundled models."""
-    from ..bundled import MODELS_DIR, bundled_models
+    from ..bundled import MODELS_DIR, as_options, bundled_models
 
     models = bundled_models()
     if args.json:
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             figures = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
             print(f"  measured on {name}: {figures}")
         if m.add_sample:
-            options = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in m.add_sample.items())
-            print(f"  adding a sample: `epick train --mode continual|finetune --model {m.name}` uses {options} "
+            print(f"  adding a sample: `epick train --mode continual|finetune --model {m.name}` uses "
+                  f"{' '.join(as_options(m.add_sample))} "
                   "unless given (measured: README 'Add my sample')")
     return 0
