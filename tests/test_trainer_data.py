@@ -69,6 +69,15 @@ def test_pairing_errors_name_the_file():
         pair_micrographs(mics, [p1, Picks("zz", [1.0], [1.0], source="c/zz.star")])
 
 
+def test_two_micrographs_of_one_name_are_refused_not_dropped():
+    p1 = Picks("m1", [1.0], [2.0], source="c/m1.star")
+    with pytest.raises(CoordinateError, match=r"a/m1.jpg.*same name.*a/m1.mrc"):
+        pair_micrographs(["a/m1.mrc", "a/m1.jpg"], [p1])
+    with pytest.raises(CoordinateError, match="b/m1.mrc"):
+        pair_micrographs(["a/m1.mrc", "b/m1.mrc"], [p1])
+    assert len(pair_micrographs(["a/m1.mrc", "a/m1.mrc"], [p1])) == 1   # the same file twice is one micrograph
+
+
 def test_fiber_points_are_sampled_along_polylines():
     fib = Picks("f", [0, 10, 10], [0, 0, 10], tube_id=[1, 1, 1])
     x, y = fiber_points(fib, 2.5)

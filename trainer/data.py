@@ -66,12 +66,19 @@ def pair_micrographs(micrographs: Sequence[Path], picks: Sequence[Picks], *, all
     """Pair micrograph files with Picks by ``micrograph_key``.
 
     Coordinates of a micrograph that is not given raise ``CoordinateError``; micrographs without
-    coordinates raise too, unless ``allow_unlabelled`` (they become negatives). A coordinate file
-    with zero objects is an explicit negative.
+    coordinates raise too, unless ``allow_unlabelled`` (they become negatives), and so do two
+    micrograph files with the same key (``a.mrc`` and ``a.jpg``). A coordinate file with zero
+    objects is an explicit negative.
     """
     by_key: dict[str, Path] = {}
     for path in micrographs:
-        by_key.setdefault(micrograph_key(path), Path(path))
+        key, path = micrograph_key(path), Path(path)
+        if key in by_key and by_key[key] != path:   # coordinates name micrographs by key: ambiguous
+            raise CoordinateError(path, f"has the same name ({key!r}) as micrograph {by_key[key]}, so coordinates "
+                                  "cannot tell which of the two they belong to",
+                                  f"give only one of them (for example a pattern such as '{path.parent}/*{path.suffix}'), "
+                                  "or rename one")
+        by_key[key] = path
     labels: dict[str, Picks] = {}
     for p in picks:
         if p.key not in by_key:
