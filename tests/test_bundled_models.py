@@ -166,3 +166,20 @@ def test_adding_a_sample_to_the_bundled_model_uses_its_measured_schedule(tmp_pat
     assert main(["train", "--mode", "joint", *data, "-o", out]) == 0
     assert [_schedule(c) for c in captured_training[-2:]] == [paper, paper]
     assert "epick train: " not in capsys.readouterr().err
+
+
+def test_only_the_first_process_of_a_ddp_run_says_which_schedule_it_took(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    from argparse import Namespace
+
+    from epick.trainer.cli import SCHEDULE_OPTIONS, training_schedule
+
+    general = next((m for m in bundled.bundled_models() if m.name == "general"), None)
+    if general is None or general.epick is None:
+        pytest.skip("no bundled general model in this checkout")
+    args = Namespace(mode="continual", **{k: None for k in SCHEDULE_OPTIONS})
+    for rank, says in (("1", False), ("0", True)):
+        monkeypatch.setenv("RANK", rank)
+        schedule = training_schedule(args, general.epick)
+        assert {k: schedule[k] for k in general.add_sample} == general.add_sample
+        assert ("schedule measured" in capsys.readouterr().err) == says

@@ -119,6 +119,7 @@ def training_schedule(args: argparse.Namespace, init_model: Path | None) -> dict
     the values measured for adding a sample to a bundled model (its catalogue entry) or those a model made
     by finetune or continual learning was trained with (so a model made from the bundled one keeps its
     schedule); else TrainConfig's defaults (the paper's schedule). Says on stderr which values it took."""
+    import os
     import sys
     from dataclasses import fields
 
@@ -130,7 +131,7 @@ def training_schedule(args: argparse.Namespace, init_model: Path | None) -> dict
     taken = {k: v for k, v in inherited.items() if k in SCHEDULE_OPTIONS and getattr(args, k) is None}
     schedule.update(taken)
     schedule.update({k: getattr(args, k) for k in SCHEDULE_OPTIONS if getattr(args, k) is not None})
-    if taken:
+    if taken and os.environ.get("RANK", "0") == "0":   # under torchrun (--ddp) only rank 0 says it
         print(f"epick train: {args.mode} with {source}: {' '.join(as_options(taken))} (give an option to change it)",
               file=sys.stderr)
     return schedule
