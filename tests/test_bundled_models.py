@@ -168,7 +168,7 @@ def test_adding_a_sample_to_the_bundled_model_uses_its_measured_schedule(tmp_pat
     assert "epick train: " not in capsys.readouterr().err
 
 
-def test_only_the_first_process_of_a_ddp_run_says_which_schedule_it_took(tmp_path, monkeypatch, capsys):
+def test_only_the_first_process_of_a_ddp_run_says_which_schedule_it_took(monkeypatch, capsys):
     pytest.importorskip("torch")
     from argparse import Namespace
 
