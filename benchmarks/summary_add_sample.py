@@ -1,0 +1,90 @@
+"""What every "add my sample" run measured, side by side: the rows of ``bench_add_sample.py``'s JSON
+files (several files, or one file holding several runs under ``runs``) as one table, and the spread
+of forgetting over the runs of each direction.
+
+Forgetting is the AP on the old real sets' held-out micrographs before minus after (positive: lost);
+it is recomputed here from each file's rows, so the table shows exactly what the JSON holds.
+Runs with a ``scratch_change`` (a patched method, not the shipped one) are listed but left out of
+the spread. Nothing is trained or scored; this reads results.
+
+    python benchmarks/summary_add_sample.py benchmarks/results/general_add_sample*.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+MODES = ("continual", "finetune")
+
+
+def runs_of(path: Path) -> list[tuple[str, dict]]:
+    """(label, report) of each add-sample run a JSON file holds (one report, or several under ``runs``)."""
+    doc = json.loads(path.read_text())
+    reports = ([(f"{path.stem}:{k}", v) for k, v in doc["runs"].items()] if "runs" in doc
+               else [(path.stem, doc)])
+    return [(label, r) for label, r in reports
+            if r.get("benchmark") == "add_sample" and "rows" in r.get("results", {}).get("score", {})]
+
+
+def summarise(label: str, report: dict) -> dict:
+    """One table row: the new set, the general model, seed, and AP / forgetting of each mode run."""
+    params, rows = report["params"], report["results"]["score"]["rows"]
+    before_old = rows["before"]["old_real"]["ap"]
+    row = {"run": label, "new": params["new"], "model": str(params["model"]), "seed": params.get("seed") or 0,
+           "scratch": bool(params.get("scratch_change")), "before_new": rows["before"]["new"]["ap"],
+           "before_old": before_old}
+    for mode in ("joint",) + MODES:
+        if mode in rows:
+            row[f"{mode}_new"] = rows[mode]["new"]["ap"]
+            row[f"{mode}_forgetting"] = before_old - rows[mode]["old_real"]["ap"]
+    return row
+
+
+def spread(rows: list[dict]) -> dict:
+    """Per new set and mode, over the shipped-method runs: n, mean, min and max of forgetting."""
+    out: dict = {}
+    for new in sorted({r["new"] for r in rows}):
+        for mode in MODES:
+            values = [r[f"{mode}_forgetting"] for r in rows
+                      if r["new"] == new and not r["scratch"] and f"{mode}_forgetting" in r]
+            if values:
+                out[f"{new} {mode}"] = {"n": len(values), "mean": statistics.fmean(values),
+                                        "min": min(values), "max": max(values),
+                                        "models": len({r["model"] for r in rows if r["new"] == new
+                                                       and not r["scratch"] and f"{mode}_forgetting" in r})}
+    return out
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.3f}" if value < 0 else f"{value:.3f}"
+
+
+def main(argv=None) -> int:
+    """Print the table of runs and the spread of forgetting."""
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
+    ap.add_argument("files", nargs="+", type=Path, help="bench_add_sample JSON files")
+    args = ap.parse_args(argv)
+    rows = [summarise(label, r) for path in args.files for label, r in runs_of(path)]
+    if not rows:
+        print("no add-sample runs in these files", file=sys.stderr)
+        return 1
+    models = {m: i for i, m in enumerate(dict.fromkeys(r["model"] for r in rows), 1)}
+    print("| run | new | model | seed | before new | continual new | forgetting | fine-tuned new | forgetting |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['run']}{' (scratch)' if r['scratch'] else ''} | {r['new']} | M{models[r['model']]} | {r['seed']} "
+              f"| {_fmt(r['before_new'])} | {_fmt(r.get('continual_new'))} | {_fmt(r.get('continual_forgetting'))} "
+              f"| {_fmt(r.get('finetune_new'))} | {_fmt(r.get('finetune_forgetting'))} |")
+    print()
+    for key, s in spread(rows).items():
+        print(f"{key}: forgetting mean {_fmt(s['mean'])} (min {_fmt(s['min'])}, max {_fmt(s['max'])}) "
+              f"over {s['n']} runs of {s['models']} general models")
+    print("\nmodels: " + "; ".join(f"M{i} {m}" for m, i in models.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
