@@ -72,11 +72,11 @@ def main(argv=None) -> int:
         print("no add-sample runs in these files", file=sys.stderr)
         return 1
     models = {m: i for i, m in enumerate(dict.fromkeys(r["model"] for r in rows), 1)}
-    print("| run | new | model | seed | before new | continual new | forgetting | fine-tuned new | forgetting |")
+    print("| run | new | model | seed | before new / old | continual new | forgetting | fine-tuned new | forgetting |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['run']}{' (scratch)' if r['scratch'] else ''} | {r['new']} | M{models[r['model']]} | {r['seed']} "
-              f"| {_fmt(r['before_new'])} | {_fmt(r.get('continual_new'))} | {_fmt(r.get('continual_forgetting'))} "
+              f"| {_fmt(r['before_new'])} / {_fmt(r['before_old'])} | {_fmt(r.get('continual_new'))} | {_fmt(r.get('continual_forgetting'))} "
               f"| {_fmt(r.get('finetune_new'))} | {_fmt(r.get('finetune_forgetting'))} |")
     print()
     for key, s in spread(rows).items():
