@@ -67,20 +67,26 @@ def test_continual_learning_forgets_less_than_finetuning(old_run):
     test_new = load_dataset(*write_dataset(tmp / "new_test", NEW, 3, seed=4), PARAMS, dataset=NEW,
                             diameter=KINDS[NEW], progress=False)
     spec = DatasetSpec(NEW, [new[0]], [new[1]], diameter=KINDS[NEW])
-    ap = {}
+    ap, kept = {}, {}
     for mode in ("finetune", "continual"):
-        path, _ = train_model([spec], TrainConfig(mode=mode, epochs=10, val_fraction=0.0, **FAST),
-                              tmp / f"{mode}.epick", init_model=base)
+        path, result = train_model([spec], TrainConfig(mode=mode, epochs=10, val_fraction=0.0, **FAST),
+                                   tmp / f"{mode}.epick", init_model=base)
         model = read_model_file(path)
         ap[mode] = (evaluate_samples(model.network, test_old)["ap"], evaluate_samples(model.network, test_new)["ap"])
         assert [h["name"] for h in model.metadata["history"]] == [OLD, NEW]
         assert model.metadata["history"][1]["mode"] == mode
+        # what the run kept of OLD, on its exemplars, is reported and stored with the step
+        kept[mode] = result.old_exemplar_ap[OLD]
+        assert set(result.old_exemplar_ap) == {OLD} and kept[mode]["before"] > 0.5
+        assert model.metadata["history"][1]["old_exemplar_ap"] == result.old_exemplar_ap
         assert {e.dataset for e in model.exemplars} == {OLD, NEW}
     assert ap["finetune"][1] > 0.5 and ap["continual"][1] > 0.3  # both learned the new particle
     # continual learning keeps the old particle (the target: forgetting <= 0.03 AP) and forgets
     # less than fine-tuning (measured once with other background seeds: old AP 0.99 continual, 0.87 fine-tuned)
     assert before - ap["continual"][0] <= 0.03
     assert ap["continual"][0] > ap["finetune"][0] + 0.05
+    assert kept["continual"]["before"] == kept["finetune"]["before"]   # the same model, the same exemplars
+    assert kept["continual"]["after"] > kept["finetune"]["after"]     # the exemplars show the forgetting too
 
 
 def test_continual_learning_of_a_dataset_the_model_already_holds(old_run, capsys):
@@ -115,7 +121,7 @@ def test_training_is_deterministic_for_a_seed(old_run):
         assert torch.equal(states[0][k], states[1][k]), k
 
 
-def test_cli_trains_and_resumes(tmp_path, old_run):
+def test_cli_trains_and_resumes(tmp_path, old_run, capsys):
     from epick.runtime.cli import main
 
     mics, stars = write_dataset(tmp_path / "d", "apo", 3, seed=7)
@@ -130,6 +136,14 @@ def test_cli_trains_and_resumes(tmp_path, old_run):
     log = read_model_file(out).metadata["training"]["log"]
     assert [row["epoch"] for row in log] == [1, 2]  # epoch 1 came from the checkpoint
     assert not ckpt.exists()        # a finished run removes its checkpoint unless --keep-checkpoint
+    # fine-tuning from it on another dataset says what it kept of the old one
+    capsys.readouterr()
+    tuned = tmp_path / "tuned.epick"
+    assert main(["train", "--mode", "finetune", "--model", str(out), "--data", str(mics), str(stars), "more",
+                 "--diameter", "16", "-o", str(tuned), "--epochs", "1", "--crop", "128", "--val-fraction", "0",
+                 "--quiet"]) == 0
+    said = capsys.readouterr().out
+    assert "old datasets, AP on their exemplars before -> after" in said and "apos " in said
     # a finetune without a model is refused with a one-line error (exit 2)
     assert main(["train", "--mode", "finetune", "--data", str(mics), str(stars), "-o", str(out)]) == 2
 
@@ -188,3 +202,15 @@ def test_ema_keeps_the_weight_average_and_resumes_it(old_run, tmp_path):
     assert ck.ema and ck.ema_updates > 0
     with pytest.raises(Exception, match="ema"):
         TrainConfig(ema=1.0)
+
+
+def test_kept_message_names_each_old_dataset_and_a_forgetting_fine_tune():
+    from epick.trainer.cli import kept_message
+
+    assert kept_message({}, "finetune") == []
+    old = {"betagal": {"before": 0.82, "after": 0.70}, "sim": {"before": 0.96, "after": None}}
+    lines = kept_message(old, "finetune")
+    assert "betagal 0.820 -> 0.700" in lines[0] and "sim 0.960 -> n/a" in lines[0]
+    assert len(lines) == 2 and "of betagal;" in lines[1] and "--mode continual" in lines[1]
+    assert len(kept_message(old, "continual")) == 1                      # no advice after continual learning
+    assert len(kept_message({"betagal": {"before": 0.82, "after": 0.80}}, "finetune")) == 1   # kept: no advice

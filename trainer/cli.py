@@ -181,4 +181,26 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_path(path).unlink(missing_ok=True)
     ap = "n/a" if result.best_ap is None else f"{result.best_ap:.3f}"
     print(f"wrote {path} (best epoch {result.best_epoch + 1}, validation AP {ap})")
+    for line in kept_message(result.old_exemplar_ap, config.mode):
+        print(line)
     return 0
+
+
+FORGOT_AP = 0.05   # a drop of exemplar AP from which fine-tuning is said to have lost an old dataset
+
+
+def kept_message(old_ap: dict[str, dict[str, float | None]], mode: str) -> list[str]:
+    """Lines saying what the model kept of its old datasets (AP on their exemplars before -> after),
+    and, after fine-tuning that lost one, that continual learning keeps it."""
+    if not old_ap:
+        return []
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    parts = [f"{name} {fmt(ap['before'])} -> {fmt(ap['after'])}" for name, ap in old_ap.items()]
+    lines = ["old datasets, AP on their exemplars before -> after (micrographs the model trained on: "
+             "a check, not a held-out score): " + ", ".join(parts)]
+    lost = [name for name, ap in old_ap.items()
+            if ap["before"] is not None and ap["after"] is not None and ap["before"] - ap["after"] >= FORGOT_AP]
+    if lost and mode == "finetune":
+        lines.append(f"fine-tuning lost part of what the model knew of {', '.join(lost)}; "
+                     "--mode continual keeps the old datasets (README \"Add my sample\")")
+    return lines

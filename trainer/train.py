@@ -135,6 +135,8 @@ class FitResult:
     best_epoch: int
     best_ap: float | None
     log: list[dict] = field(default_factory=list)
+    # fine-tuning / continual learning: AP on each old dataset's exemplars, {name: {"before", "after"}}
+    old_exemplar_ap: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
 
 def _device(name: str) -> torch.device:
@@ -375,10 +377,15 @@ def train_samples(samples: Sequence[Sample], config: TrainConfig, output: str | 
     network.cpu().eval()
     names = sorted({s.dataset for s in samples})
     exemplars = [e for e in old_ex if e.dataset not in names]
+    if init is not None:
+        result.old_exemplar_ap = old_exemplar_ap(init.network, network, exemplars)
     for name in names:
         exemplars += select_exemplars([s for s in samples if s.dataset == name], config.exemplar_objects)
     history = list(init.metadata["history"]) if init is not None else []
     history += [_history_entry(n, config.mode, samples, result, config) for n in names]
+    if result.old_exemplar_ap:
+        for entry in history[-len(names):]:   # this step's entries
+            entry["old_exemplar_ap"] = result.old_exemplar_ap
     diam_net = float(np.median([s.diameter for s in samples if s.diameter] or [0.0]))
     if init is not None:
         preprocess = init.metadata["preprocess"]
@@ -389,6 +396,18 @@ def train_samples(samples: Sequence[Sample], config: TrainConfig, output: str | 
                           particle_diameter=particle_diameter, diameter_network=diam_net, history=history,
                           training={**asdict(config), "log": result.log})
     return save_model(output, network, meta, exemplars), result
+
+
+def old_exemplar_ap(before: Detector, after: Detector, exemplars: Sequence[Sample]
+                    ) -> dict[str, dict[str, float | None]]:
+    """AP of the model ``before`` and ``after`` training on each old dataset's labelled ``exemplars``:
+    a check of what was kept (both models have trained on these micrographs, so it is not a
+    held-out score)."""
+    labelled = [e for e in exemplars if e.labelled and e.count]
+    if not labelled:
+        return {}
+    was, now = evaluate_samples(before, labelled)["datasets"], evaluate_samples(after, labelled)["datasets"]
+    return {name: {"before": was[name]["ap"], "after": now[name]["ap"]} for name in sorted(was)}
 
 
 def _exemplars_to_replay(exemplars: Sequence[Sample], samples: Sequence[Sample]) -> list[Sample]:
