@@ -35,8 +35,9 @@ BASE = [
     "tqdm>=4.66",
     "gemmi>=0.6",
     "scipy>=1.10",
+    "safetensors>=0.4",   # `epick models MODEL.epick` reads the model file's header without torch
 ]
-TRAIN = ["torch>=2.3", "safetensors>=0.4"]
+TRAIN = ["torch>=2.3"]
 EXPORT = ["onnx>=1.16", "onnxscript>=0.1", "onnxslim>=0.1"]
 GPU = ["cuda-python>=12", "numba-cuda>=0.4"]
 CLUSTER = ["dask[distributed]>=2024.1", "dask-jobqueue>=0.8"]   # epick pick --cluster, Slurm

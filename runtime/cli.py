@@ -8,12 +8,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from .cli_args import ArgumentParser, help_epilog
 from .errors import EpickError
 
 EXIT_CRASH = 70   # sysexits.h EX_SOFTWARE: an unexpected exception inside epick (1 and 2 mean other things)
+EXIT_BROKEN_PIPE = 141   # 128 + SIGPIPE, as a shell reports a tool whose reader closed the pipe
 
 # name -> (module, one-line help). Order is the order shown in `epick --help`. A module may define
 # EXAMPLES and WRITES (text): they end its --help.
@@ -112,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"epick {name}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # the reader stopped early (`epick models --json | head`): not a bug
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # Python's own flush at exit fails too
+        return EXIT_BROKEN_PIPE
     except Exception:   # a bug: say so with the traceback, and never exit 1 ("every micrograph failed")
         import traceback
 

@@ -6,6 +6,7 @@ Files go through the real path: MRC + STAR on disk -> readers -> preprocess -> t
 import pytest
 import torch
 
+from epick.runtime.model_card import describe_model, read_model_metadata
 from epick.runtime.preprocess import PreprocessParams
 from epick.trainer.data import load_dataset
 from epick.trainer.modelfile import read_model_file
@@ -79,6 +80,8 @@ def test_continual_learning_forgets_less_than_finetuning(old_run):
         kept[mode] = result.old_exemplar_ap[OLD]
         assert set(result.old_exemplar_ap) == {OLD} and kept[mode]["before"] > 0.5
         assert model.metadata["history"][1]["old_exemplar_ap"] == result.old_exemplar_ap
+        card = "\n".join(describe_model(read_model_metadata(path)))   # `epick models PATH`
+        assert f"2. {mode} on {NEW}" in card and f"{OLD} {kept[mode]['before']:.3f} -> " in card
         assert {e.dataset for e in model.exemplars} == {OLD, NEW}
     assert ap["finetune"][1] > 0.5 and ap["continual"][1] > 0.3  # both learned the new particle
     # continual learning keeps the old particle (the target: forgetting <= 0.03 AP) and forgets
