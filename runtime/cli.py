@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("epick.export.cli", "export a model file to ONNX, TensorRT or a torch-GPU artifact"),
     "merge-index": ("epick.runtime.commands.merge_index",
                     "job-level autopick.star and summary from `epick pick --shard I/N` runs"),
-    "models": ("epick.runtime.commands.models", "list the bundled models, what they were trained on, measured accuracy"),
+    "models": ("epick.runtime.commands.models", "the bundled models and their measured accuracy, or what a model file holds"),
     "eval": ("epick.runtime.commands.evaluate", "compare picks with ground truth (precision, recall, AP, AR)"),
     "convert": ("epick.runtime.commands.convert", "convert coordinate files between STAR, BOX, CSV and CS"),
     "view": ("epick.runtime.commands.view", "look at picks in a web browser and choose a score threshold"),

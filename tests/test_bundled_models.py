@@ -107,15 +107,13 @@ def test_bundled_model_of_names_the_bundled_files_only(tmp_path):
 def captured_training(monkeypatch):
     """`epick train` runs up to the trainer, which records the TrainConfig it was given instead of training."""
     pytest.importorskip("torch")
-    from types import SimpleNamespace
-
     import epick.trainer.train as train
 
     configs = []
 
     def fake_train_model(specs, config, output, **kwargs):
         configs.append(config)
-        return output, SimpleNamespace(best_ap=None, best_epoch=0)
+        return output, train.FitResult(best_state={}, best_epoch=0, best_ap=None)
 
     monkeypatch.setattr(train, "train_model", fake_train_model)
     return configs
