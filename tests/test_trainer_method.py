@@ -66,6 +66,23 @@ def test_continual_epoch_passes_the_whole_exemplar_set():
     assert all(len(b) <= 2 for b in batches)
 
 
+def test_continual_epoch_gives_the_exemplars_about_as_many_crops_as_the_new_data():
+    new = [_sample(f"n{i}", "new", seed=i) for i in range(8)]
+    ex = [_sample(f"e{i}", "old", (64, 64), seed=10 + i, exemplar=True) for i in range(2)]
+
+    def count(**kw):
+        batches = _batches(new, ex, TrainConfig(mode="continual", repeats=4, **QUICK, **kw), np.random.default_rng(1))
+        kinds = [kind for b in batches for kind, _, _ in b]
+        return kinds.count("new"), kinds.count("ex")
+
+    assert count() == (32, 32)                      # 8 x 4 new crops, 2 x 4 exemplar crops passed 4 times
+    assert count(exemplar_passes=1) == (32, 8)      # the paper's single pass
+    assert count(exemplar_passes=2) == (32, 16)
+    many = [_sample(f"e{i}", "old", (64, 64), seed=10 + i, exemplar=True) for i in range(20)]
+    batches = _batches(new, many, TrainConfig(mode="continual", repeats=4, **QUICK), np.random.default_rng(1))
+    assert [kind for b in batches for kind, _, _ in b].count("ex") == 80   # never fewer than one pass
+
+
 def test_fit_never_returns_the_untrained_weights(capsys):
     torch.manual_seed(0)
     net = build_detector(NetworkConfig.narrow())

@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "needed unless the coordinate files carry it")
     parser.add_argument("--sparse", action="store_true",
                         help="sparse annotation: pseudo-labels above 0.7, ignore unlabelled predictions in [0.5, 0.7]")
+    parser.add_argument("--exemplar-passes", type=nonnegative_int, default=0,
+                        help="continual: passes over the model's exemplars per epoch; 0: as many as give them about "
+                             "as many crops as the new micrographs (default: %(default)s)")
     parser.add_argument("--unlabelled-negatives", action="store_true",
                         help="train on micrographs without a coordinate file as negatives instead of stopping")
     parser.add_argument("--epochs", type=positive_int,
@@ -163,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
                          lr_steps=tuple(args.lr_steps) if args.lr_steps else None, sparse=args.sparse, seed=args.seed,
                          device=args.device, amp=not args.no_amp, width=args.width, target_width=args.target_width,
                          particle_px=args.particle_px, lowpass=args.lowpass, highpass=args.highpass,
-                         test_flips=args.test_flips, ema=args.ema, progress=not args.quiet, ddp=args.ddp,
+                         test_flips=args.test_flips, ema=args.ema, exemplar_passes=args.exemplar_passes,
+                         progress=not args.quiet, ddp=args.ddp,
                          **training_schedule(args, init_model))
     if not args.ddp:
         path, result = train_model(dataset_specs(args), config, args.output, init_model=init_model, resume=args.resume)

@@ -72,6 +72,9 @@ class TrainConfig:
     test_flips: int = 1  # a new network's heatmap averaged over 1, 2 or 4 mirror images when picking
     ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights (decay per step)
     exemplar_objects: int = 200
+    # continual: passes over the exemplar set per epoch; 0: as many as give the exemplars about as many
+    # crops as the new micrographs (at least one pass; the paper's single pass thins them out)
+    exemplar_passes: int = 0
     progress: bool = True
     ddp: bool = False  # one process of a torchrun job (trainer/distributed.py); batch_size is the global batch
 
@@ -87,6 +90,8 @@ class TrainConfig:
             raise EpickError(f"zoom range must be 0 < low <= high, got {self.zoom}")
         if self.repeats < 0:
             raise EpickError(f"--repeats must be 0 (tiles covering every micrograph) or more, got {self.repeats}")
+        if self.exemplar_passes < 0:
+            raise EpickError(f"--exemplar-passes must be 0 (an equal share) or more, got {self.exemplar_passes}")
         if not 0.0 <= self.ema < 1.0:
             raise EpickError(f"--ema is a decay per step in [0, 1) (0: off), got {self.ema}")
         if self.ema and self.ddp:
@@ -173,11 +178,20 @@ def epoch_items(samples: Sequence[Sample], kind: str, config: TrainConfig, rng: 
     return items
 
 
+def exemplar_passes(n_new: int, n_exemplar: int, config: TrainConfig) -> int:
+    """Passes over the exemplar set in one epoch: ``config.exemplar_passes``, or when that is 0 the
+    number that gives ``n_exemplar`` exemplar crops about the ``n_new`` crops of the new data (>= 1)."""
+    if config.exemplar_passes:
+        return config.exemplar_passes
+    return max(1, round(n_new / n_exemplar)) if n_exemplar else 1
+
+
 def _batches(new: Sequence[Sample], ex: Sequence[Sample], config: TrainConfig, rng: np.random.Generator
              ) -> list[list[tuple[str, int, tuple[int, int] | None]]]:
     """Batches of one epoch: every new sample and (continual mode) every exemplar, covered as
-    ``epoch_items`` says, shuffled together."""
-    items = epoch_items(new, "new", config, rng) + epoch_items(ex, "ex", config, rng)
+    ``epoch_items`` says, the exemplars ``exemplar_passes`` times, shuffled together."""
+    new_items, ex_items = epoch_items(new, "new", config, rng), epoch_items(ex, "ex", config, rng)
+    items = new_items + ex_items * exemplar_passes(len(new_items), len(ex_items), config)
     order = rng.permutation(len(items))
     return [[items[j] for j in order[b:b + config.batch_size]] for b in range(0, len(items), config.batch_size)]
 
