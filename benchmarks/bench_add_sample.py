@@ -65,6 +65,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=schedule["lr"])
     ap.add_argument("--modes", nargs="+", default=["continual", "finetune"])
     ap.add_argument("--seed", type=int, default=0, help="training seed of both modes (epick train --seed)")
+    ap.add_argument("--exemplar-passes", type=int, default=0,
+                    help="continual: epick train --exemplar-passes (0, its default: the exemplars' equal share)")
     ap.add_argument("--n-sim", type=int, default=8, help="fresh simulated micrographs for the OLD score")
     ap.add_argument("--work", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -84,7 +86,7 @@ def main(argv=None) -> int:
 
     report = Report("add_sample", params={"model": str(args.model), "new": args.new, "old": args.old,
                                           "joint": str(args.joint), "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
-                                          "schedule": schedule,
+                                          "schedule": schedule, "exemplar_passes": args.exemplar_passes,
                                           "held_out": held, "n_train": len(list(train_dir.glob("*.star")))})
     rows = {"before": scores(args.model)}
     if args.joint is not None:
@@ -94,7 +96,7 @@ def main(argv=None) -> int:
         out = work / f"{mode}.epick"
         t0 = time.perf_counter()
         epick("train", "--mode", mode, "--model", args.model, "--data", train_dir, train_dir, args.new,
-              "-o", out, *options, "--seed", args.seed, "--quiet")
+              "-o", out, *options, "--seed", args.seed, "--exemplar-passes", args.exemplar_passes, "--quiet")
         report.add(f"epick train --mode {mode}", time.perf_counter() - t0)
         rows[mode] = scores(out)
     report.add("score", 0.0, rows=rows)

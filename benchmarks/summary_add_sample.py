@@ -4,8 +4,10 @@ of forgetting over the runs of each direction.
 
 Forgetting is the AP on the old real sets' held-out micrographs before minus after (positive: lost);
 it is recomputed here from each file's rows, so the table shows exactly what the JSON holds.
-Runs with a ``scratch_change`` (a patched method, not the shipped one) are listed but left out of
-the spread. Nothing is trained or scored; this reads results.
+The spread is per direction and continual method: the exemplars' share of an epoch
+(``exemplar_passes`` in the JSON: 0 = as many exemplar crops as new ones, the default since session
+13; absent = one pass, before), or a ``scratch_change`` (a patched method, not a shipped one).
+Nothing is trained or scored; this reads results.
 
     python benchmarks/summary_add_sample.py benchmarks/results/general_add_sample*.json
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -29,13 +32,22 @@ def runs_of(path: Path) -> list[tuple[str, dict]]:
             if r.get("benchmark") == "add_sample" and "rows" in r.get("results", {}).get("score", {})]
 
 
+def method(params: dict) -> str:
+    """The continual method a run measured: its exemplar share, or its scratch change."""
+    if "exemplar_passes" in params:
+        passes = params["exemplar_passes"]
+        return "equal exemplar share" if passes == 0 else f"{passes} exemplar passes"
+    if params.get("scratch_change"):   # its first clause names it
+        return "scratch: " + re.split(r"[:;(]", params["scratch_change"])[0].strip()[:80]
+    return "one exemplar pass"
+
+
 def summarise(label: str, report: dict) -> dict:
-    """One table row: the new set, the general model, seed, and AP / forgetting of each mode run."""
+    """One table row: the new set, the general model, seed, method, and AP / forgetting of each mode run."""
     params, rows = report["params"], report["results"]["score"]["rows"]
     before_old = rows["before"]["old_real"]["ap"]
     row = {"run": label, "new": params["new"], "model": str(params["model"]), "seed": params.get("seed") or 0,
-           "scratch": bool(params.get("scratch_change")), "before_new": rows["before"]["new"]["ap"],
-           "before_old": before_old}
+           "method": method(params), "before_new": rows["before"]["new"]["ap"], "before_old": before_old}
     for mode in ("joint",) + MODES:
         if mode in rows:
             row[f"{mode}_new"] = rows[mode]["new"]["ap"]
@@ -44,17 +56,17 @@ def summarise(label: str, report: dict) -> dict:
 
 
 def spread(rows: list[dict]) -> dict:
-    """Per new set and mode, over the shipped-method runs: n, mean, min and max of forgetting."""
+    """Per new set, continual method and mode: n, mean, min and max of forgetting, and of AP on the new set."""
     out: dict = {}
-    for new in sorted({r["new"] for r in rows}):
+    for new, how in sorted({(r["new"], r["method"]) for r in rows}):
         for mode in MODES:
-            values = [r[f"{mode}_forgetting"] for r in rows
-                      if r["new"] == new and not r["scratch"] and f"{mode}_forgetting" in r]
-            if values:
-                out[f"{new} {mode}"] = {"n": len(values), "mean": statistics.fmean(values),
-                                        "min": min(values), "max": max(values),
-                                        "models": len({r["model"] for r in rows if r["new"] == new
-                                                       and not r["scratch"] and f"{mode}_forgetting" in r})}
+            runs = [r for r in rows if (r["new"], r["method"]) == (new, how) and f"{mode}_forgetting" in r]
+            if runs:
+                values = [r[f"{mode}_forgetting"] for r in runs]
+                out[f"{new} {mode}, {how}"] = {
+                    "n": len(values), "mean": statistics.fmean(values), "min": min(values), "max": max(values),
+                    "new_mean": statistics.fmean(r[f"{mode}_new"] for r in runs),
+                    "models": len({r["model"] for r in runs})}
     return out
 
 
@@ -72,16 +84,17 @@ def main(argv=None) -> int:
         print("no add-sample runs in these files", file=sys.stderr)
         return 1
     models = {m: i for i, m in enumerate(dict.fromkeys(r["model"] for r in rows), 1)}
-    print("| run | new | model | seed | before new / old | continual new | forgetting | fine-tuned new | forgetting |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| run | new | model | seed | continual method | before new / old | continual new | forgetting "
+          "| fine-tuned new | forgetting |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['run']}{' (scratch)' if r['scratch'] else ''} | {r['new']} | M{models[r['model']]} | {r['seed']} "
+        print(f"| {r['run']} | {r['new']} | M{models[r['model']]} | {r['seed']} | {r['method']} "
               f"| {_fmt(r['before_new'])} / {_fmt(r['before_old'])} | {_fmt(r.get('continual_new'))} | {_fmt(r.get('continual_forgetting'))} "
               f"| {_fmt(r.get('finetune_new'))} | {_fmt(r.get('finetune_forgetting'))} |")
     print()
     for key, s in spread(rows).items():
-        print(f"{key}: forgetting mean {_fmt(s['mean'])} (min {_fmt(s['min'])}, max {_fmt(s['max'])}) "
-              f"over {s['n']} runs of {s['models']} general models")
+        print(f"{key}: forgetting mean {_fmt(s['mean'])} (min {_fmt(s['min'])}, max {_fmt(s['max'])}), "
+              f"AP new mean {_fmt(s['new_mean'])}, over {s['n']} runs of {s['models']} general models")
     print("\nmodels: " + "; ".join(f"M{i} {m}" for m, i in models.items()))
     return 0
 
