@@ -3,8 +3,11 @@
 - joint:     random initialisation, every dataset given at once, L_OD.
 - finetune:  start from a model file, train on the new data, L_OD.
 - continual: start from a model file; a frozen copy (teacher, branch A) stays beside the trained
-             copy (branch B). Every epoch passes the new data AND the whole exemplar set (as the
-             authors do), shuffled together; the loss is L_OD + 0.1 L_distill (exemplar images
+             copy (branch B). Every epoch passes the new data AND the whole exemplar set, shuffled
+             together; the exemplar set as many times as gives it about as many crops as the new
+             data (``exemplar_passes`` 0; 1 is the authors' single pass, which let the old datasets
+             be forgotten when a few exemplar windows met many new micrographs: README, "The
+             exemplars' share of an epoch"); the loss is L_OD + 0.1 L_distill (exemplar images
              only) + 0.01 L_reg.
 
 An epoch covers every training micrograph fully: each one is cut into crop-sized tiles on a grid
