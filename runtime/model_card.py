@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import ModelFileError
 
-EPICK_FORMAT = "epick-model"   # trainer/modelfile.py writes it in the safetensors header
+EPICK_FORMAT = "epick-model"   # the safetensors header's "format" of a .epick (trainer/modelfile.py writes it)
 
 
 def read_model_metadata(path: str | Path) -> dict:
@@ -45,8 +45,15 @@ def read_model_metadata(path: str | Path) -> dict:
         raise ModelFileError(path, f"has unreadable metadata ({exc})", "copy the file again") from exc
 
 
-def _ap(value) -> str:
+def format_ap(value: float | None) -> str:
+    """An AP with 3 decimals, or "n/a" when there is none."""
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def kept_text(old_ap: dict[str, dict[str, float | None]]) -> str:
+    """"name before -> after, ..." for AP on each old dataset's exemplars (a training step's ``old_exemplar_ap``)."""
+    return ", ".join(f"{name} {format_ap(ap.get('before'))} -> {format_ap(ap.get('after'))}"
+                     for name, ap in old_ap.items())
 
 
 def describe_preprocess(prep: dict) -> str:
@@ -76,11 +83,10 @@ def describe_step(step: list[dict]) -> str:
                      f"objects{', sparse labels' if e.get('sparse') else ''})" for e in step)
     mean = {"continual": " (new + old exemplars)"}.get(first.get("mode"), " (mean over them)" if len(step) > 1 else "")
     text = (f"{first.get('mode', '?')} on {data}: {first.get('epochs', '?')} epochs, kept epoch "
-            f"{first.get('best_epoch', '?')}, validation AP {_ap(first.get('val_ap'))}{mean}")
+            f"{first.get('best_epoch', '?')}, validation AP {format_ap(first.get('val_ap'))}{mean}")
     kept = first.get("old_exemplar_ap") or {}
     if kept:
-        text += "; old datasets on their exemplars, before -> after: " + ", ".join(
-            f"{name} {_ap(ap.get('before'))} -> {_ap(ap.get('after'))}" for name, ap in kept.items())
+        text += "; old datasets on their exemplars, before -> after: " + kept_text(kept)
     return text
 
 

@@ -183,8 +183,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"epick train: {ctx.world} processes ({ctx.device.type}), global batch {config.batch_size}")
     if not args.keep_checkpoint:   # only a finished run gets here: nothing left to resume
         checkpoint_path(path).unlink(missing_ok=True)
-    ap = "n/a" if result.best_ap is None else f"{result.best_ap:.3f}"
-    print(f"wrote {path} (best epoch {result.best_epoch + 1}, validation AP {ap})")
+    from epick.runtime.model_card import format_ap
+
+    print(f"wrote {path} (best epoch {result.best_epoch + 1}, validation AP {format_ap(result.best_ap)})")
     for line in kept_message(result.old_exemplar_ap, config.mode):
         print(line)
     return 0
@@ -196,12 +197,12 @@ FORGOT_AP = 0.05   # a drop of exemplar AP from which fine-tuning is said to hav
 def kept_message(old_ap: dict[str, dict[str, float | None]], mode: str) -> list[str]:
     """Lines saying what the model kept of its old datasets (AP on their exemplars before -> after),
     and, after fine-tuning that lost one, that continual learning keeps it."""
+    from epick.runtime.model_card import kept_text
+
     if not old_ap:
         return []
-    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    parts = [f"{name} {fmt(ap['before'])} -> {fmt(ap['after'])}" for name, ap in old_ap.items()]
     lines = ["old datasets, AP on their exemplars before -> after (micrographs the model trained on: "
-             "a check, not a held-out score): " + ", ".join(parts)]
+             "a check, not a held-out score): " + kept_text(old_ap)]
     lost = [name for name, ap in old_ap.items()
             if ap["before"] is not None and ap["after"] is not None and ap["before"] - ap["after"] >= FORGOT_AP]
     if lost and mode == "finetune":

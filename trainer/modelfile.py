@@ -29,11 +29,12 @@ import torch
 
 from epick.runtime.errors import ModelFileError
 from epick.runtime.io.atomic import atomic_path
+from epick.runtime.model_card import EPICK_FORMAT
 
 from .data import Sample
 from .network import Detector, NetworkConfig
 
-FORMAT = "epick-model"
+FORMAT = EPICK_FORMAT   # the safetensors header's "format" (the runtime reads headers too)
 FORMAT_VERSION = 1
 NET_PREFIX = "net."
 EXEMPLAR_PREFIX = "exemplar."
