@@ -72,6 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2, help="random crops per training micrograph per epoch")
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--exemplar-passes", type=int, default=0,
+                        help="continual: passes over the exemplars per epoch (0, the trainer's default: an equal "
+                             "share; 1: the paper's single pass)")
     parser.add_argument("--val-fraction", type=float, default=0.2,
                         help="training micrographs held out for best-epoch choice (the test set is never seen)")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
@@ -157,7 +160,7 @@ def train_config(args: argparse.Namespace, mode: str):
 
     return TrainConfig(mode=mode, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, crop=args.crop,
                        repeats=args.repeats, val_fraction=args.val_fraction, seed=args.seed, width=args.width,
-                       target_width=args.target_width, progress=args.progress)
+                       target_width=args.target_width, exemplar_passes=args.exemplar_passes, progress=args.progress)
 
 
 def train_step(args, mode: str, samples: list, out: Path, params, init=None):
@@ -322,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"continual learning on {len(names)} simulated datasets ({', '.join(names)}); "
           f"{args.n_train} train / {args.n_test} test micrographs of {args.shape}^2 px each, "
-          f"network width {args.width}, input width {args.target_width} px, {args.epochs} epochs per step")
+          f"network width {args.width}, input width {args.target_width} px, {args.epochs} epochs per step, "
+          f"exemplar passes {args.exemplar_passes} (0: equal share)")
     print(accuracy_table(records, names))
     print()
     print(summary_table(summary))

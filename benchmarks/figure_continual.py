@@ -61,9 +61,13 @@ def draw_figure(result: str | Path, out: str | Path = DEFAULT_FIGURE) -> Path:
     axes[0].set_ylabel("AP (test micrographs)")
     axes[0].legend(loc="best", fontsize=8)
     pixel = f"{params['pixel_size']:g} A/px" if params.get("pixel_size") else "suite pixel sizes"
+    passes = params.get("exemplar_passes")   # absent in runs before the option: one pass
+    share = ("equal exemplar share" if passes == 0 else
+             f"{1 if passes is None else passes} exemplar pass{'es' if passes and passes > 1 else ''}/epoch")
     fig.suptitle(f"Simulated particles ({params['n_train']} train / {params['n_test']} test micrographs of "
                  f"{params['shape']} px, {pixel}), narrow network (width {params['width']}), input "
-                 f"{params['target_width']} px, {params['epochs']} epochs/step, seed {params['seed']}, CPU", fontsize=9)
+                 f"{params['target_width']} px, {params['epochs']} epochs/step, {share}, seed {params['seed']}, CPU",
+                 fontsize=9)
     fig.tight_layout()
     out = Path(out)
     with atomic_path(out) as tmp:

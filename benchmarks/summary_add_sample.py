@@ -55,16 +55,26 @@ def summarise(label: str, report: dict) -> dict:
     return row
 
 
+def group_of(row: dict, mode: str) -> str:
+    """The method a mode's result measured: continual learning's exemplar share or scratch change;
+    fine-tuning uses no exemplars, so its runs differ only by a scratch change."""
+    if mode == "continual" or row["method"].startswith("scratch:"):
+        return row["method"]
+    return "no exemplars"
+
+
 def spread(rows: list[dict]) -> dict:
-    """Per new set, continual method and mode: n, mean, min and max of forgetting, and of AP on the new set."""
+    """Per new set, mode and method (``group_of``): n, mean, min and max of forgetting, and of AP on the new set."""
+    groups: dict[str, list[dict]] = {}
+    for mode in MODES:
+        for r in sorted((r for r in rows if f"{mode}_forgetting" in r), key=lambda r: (r["new"], group_of(r, mode))):
+            groups.setdefault(f"{r['new']} {mode}, {group_of(r, mode)}", []).append(r)
     out: dict = {}
-    for new, how in sorted({(r["new"], r["method"]) for r in rows}):
-        for mode in MODES:
-            runs = [r for r in rows if (r["new"], r["method"]) == (new, how) and f"{mode}_forgetting" in r]
-            if runs:
-                values = [r[f"{mode}_forgetting"] for r in runs]
-                out[f"{new} {mode}, {how}"] = {
-                    "n": len(values), "mean": statistics.fmean(values), "min": min(values), "max": max(values),
+    for key in sorted(groups):
+        mode = key.split(",")[0].split()[-1]
+        runs = groups[key]
+        values = [r[f"{mode}_forgetting"] for r in runs]
+        out[key] = {"n": len(values), "mean": statistics.fmean(values), "min": min(values), "max": max(values),
                     "new_mean": statistics.fmean(r[f"{mode}_new"] for r in runs),
                     "models": len({r["model"] for r in runs})}
     return out

@@ -64,16 +64,18 @@ def default_model(folder: Path = MODELS_DIR) -> BundledModel:
     raise EpickError(f"no bundled model in {folder} (is this a partial install?); give --model MODEL.onnx")
 
 
-def resolve_model(value: str | Path | None, *, kind: str = "onnx", folder: Path = MODELS_DIR) -> Path:
+def resolve_model(value: str | Path | None, *, kind: str = "onnx", folder: Path = MODELS_DIR,
+                  option: str = "--model ") -> Path:
     """A --model value as a path: an existing file as is, a bundled model's name (or None: the
-    default) as its ``kind`` file ("onnx" for picking, "epick" for training from it)."""
+    default) as its ``kind`` file ("onnx" for picking, "epick" for training from it); ``option``
+    prefixes the value in the error message."""
     if value is not None and (Path(value).exists() or Path(value).suffix):
         return Path(value)
     models = bundled_models(folder)
     chosen = default_model(folder) if value is None else next((m for m in models if m.name == str(value)), None)
     if chosen is None:
         names = ", ".join(m.name for m in models) or "none"
-        raise EpickError(f"--model {value}: no such file, and no bundled model of that name (bundled: {names}; "
+        raise EpickError(f"{option}{value}: no such file, and no bundled model of that name (bundled: {names}; "
                          "`epick models` lists them)")
     path = chosen.onnx if kind == "onnx" else chosen.epick
     if path is None:

@@ -64,11 +64,12 @@ def test_tiny_run_writes_every_method_and_the_figure(tmp_path):
     out, fig = tmp_path / "res", tmp_path / "fig.png"
     code = bc.main(["--datasets", "2", "--shape", "256", "--n-train", "3", "--n-test", "1", "--epochs", "1",
                     "--target-width", "128", "--data-dir", str(tmp_path / "data"), "--out", str(out),
-                    "--figure", str(fig)])
+                    "--figure", str(fig), "--exemplar-passes", "2"])
     assert code == 0
     (result,) = out.glob("continual-*.json")
     record = json.loads(result.read_text())
     summary = record["params"]["summary"]
+    assert record["params"]["train_config"]["exemplar_passes"] == 2   # the option reaches the trainer
     assert set(summary) == {"joint", "finetune", "continual"}
     for method in ("finetune", "continual", "joint"):
         assert summary[method]["final_step"] == 2 and set(summary[method]["final_ap"]) == {"ribosome", "proteasome"}

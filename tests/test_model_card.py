@@ -90,6 +90,11 @@ def test_epick_models_with_files(capsys, tmp_path):
     assert entry["file"] == str(model.epick) and entry["metadata"]["history"]
     assert main(["models", str(tmp_path / "missing.epick")]) == 2
     assert "missing.epick: no such model file" in capsys.readouterr().err
+    # an unknown name is named as given (not as a --model value) with the bundled names
+    assert main(["models", "no-such-model"]) == 2
+    err = capsys.readouterr().err
+    assert "error: no-such-model: no such file, and no bundled model of that name" in err
+    assert model.name in err.split("(bundled: ")[1] and "--model" not in err
 
 
 def test_a_reader_that_stops_early_is_not_an_internal_error():

@@ -33,7 +33,7 @@ def test_forgetting_is_recomputed_and_spread_per_continual_method(tmp_path, caps
     nested.write_text(json.dumps({"benchmark": "add_sample_seeds", "runs": {
         "s1": _report("B.epick", 1, 0.70, 0.74),
         "s2": _report("B.epick", 2, 0.70, 0.40, scratch="a patched loss"),
-        "s3": _report("B.epick", 0, 0.70, 0.69, passes=0)}}))
+        "s3": _report("B.epick", 0, 0.70, 0.69, 0.50, passes=0)}}))
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"benchmark": "pick", "results": {}}))   # not an add-sample run: ignored
 
@@ -50,7 +50,10 @@ def test_forgetting_is_recomputed_and_spread_per_continual_method(tmp_path, caps
         {"n": 2, "mean": -0.01, "min": -0.04, "max": 0.02, "new_mean": 0.7, "models": 2})
     assert spread["empiar10947 continual, scratch: a patched loss"]["mean"] == pytest.approx(0.30)
     assert spread["empiar10947 continual, equal exemplar share"]["n"] == 1
-    assert spread["empiar10947 finetune, one exemplar pass"]["n"] == 1
+    # fine-tuning uses no exemplars: its runs are pooled whatever the continual runs' exemplar share
+    assert spread["empiar10947 finetune, no exemplars"] == pytest.approx(
+        {"n": 2, "mean": 0.20, "min": 0.20, "max": 0.20, "new_mean": 0.75, "models": 2})
+    assert not any(k.startswith("empiar10947 finetune, one") for k in spread)
 
     assert sas.main([str(one), str(nested), str(other)]) == 0
     out = capsys.readouterr().out

@@ -34,7 +34,7 @@ def describe_files(names: list[str], as_json: bool) -> int:
     from ..bundled import resolve_model
     from ..model_card import describe_model, read_model_metadata
 
-    paths = [resolve_model(name, kind="epick") for name in names]
+    paths = [resolve_model(name, kind="epick", option="") for name in names]
     metas = [read_model_metadata(path) for path in paths]   # every file read before anything is printed
     if as_json:
         print(json.dumps([{"file": str(p), "metadata": m} for p, m in zip(paths, metas)], indent=1))
