@@ -134,7 +134,7 @@ def dog_picks(image: np.ndarray, diameter_px: float, name: str = "array", top_k:
 # ---------------------------------------------------------------- scoring
 def pr_sweep(pick_list: list, truth_list: list, diameter: float) -> dict:
     """Score picks against truth over all thresholds (see the module docstring); per-micrograph rows too."""
-    from epick.runtime.evaluate import average_precision, match
+    from epick.runtime.evaluate import average_precision, best_f1, match
 
     scores, hits, owners, rows = [], [], [], []
     n_truth = np.array([len(t) for t in truth_list])
@@ -147,25 +147,18 @@ def pr_sweep(pick_list: list, truth_list: list, diameter: float) -> dict:
         scores.append(picks.score_or(1.0))
         hits.append(tp)
         owners.append(np.full(len(picks), k))
+    total = int(n_truth.sum())
+    best = best_f1(scores, hits, total)   # one threshold per distinct score, TP/FP/FN pooled
     scores = np.concatenate(scores) if scores else np.zeros(0)
     hits = np.concatenate(hits) if hits else np.zeros(0, bool)
     owners = np.concatenate(owners) if owners else np.zeros(0, int)
-    order = np.argsort(-scores, kind="stable")
-    s, h = scores[order], hits[order]
-    ctp, cfp = np.cumsum(h), np.cumsum(~h)
-    last = np.append(s[1:] != s[:-1], True) if s.size else np.zeros(0, bool)  # one threshold per score
-    total = int(n_truth.sum())
-    f1 = 2 * ctp[last] / np.maximum(2 * ctp[last] + cfp[last] + (total - ctp[last]), 1)
     out = {"n_micrographs": len(rows), "n_truth": total, "n_picks": int(scores.size),
            "ap": _mean([r["ap"] for r in rows]), "recall_all": _mean([r["recall_all"] for r in rows]),
            "best_f1": 0.0, "best_threshold": None, "precision_at_best": None, "recall_at_best": None,
            "ar": 0.0, "micrographs": rows}
-    if f1.size:
-        i = int(np.argmax(f1))
-        idx = np.flatnonzero(last)[i]
-        thr = float(s[idx])
-        out.update(best_f1=float(f1[i]), best_threshold=thr,
-                   precision_at_best=float(ctp[idx] / (idx + 1)), recall_at_best=float(ctp[idx] / max(total, 1)))
+    if best["best_f1"] is not None:
+        thr = best["best_threshold"]
+        out.update(best)
         kept = scores >= thr
         per = [float(np.count_nonzero(hits & kept & (owners == k)) / n) for k, n in enumerate(n_truth) if n]
         out["ar"] = _mean(per)

@@ -45,7 +45,7 @@ Dataset level
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -172,9 +172,16 @@ def _ratio(num: int, den: int) -> float | None:
 def micrograph_metrics(picks: Picks, truth: Picks, diameter: float | None = None, *,
                        radius: float | None = None) -> dict:
     """One micrograph's row: counts, precision, recall, F1 and AP (None where undefined)."""
+    return _metrics_and_hits(picks, truth, diameter, radius=radius)[0]
+
+
+def _metrics_and_hits(picks: Picks, truth: Picks, diameter: float | None, *,
+                      radius: float | None) -> tuple[dict, np.ndarray]:
+    """``micrograph_metrics``'s row and, per pick, whether it matched a truth object."""
     m = match(picks, truth, diameter, radius=radius)
     tp, fp, fn = m.tp, m.fp, m.fn
-    return {
+    hits = m.pick_to_truth >= 0
+    row = {
         "micrograph": truth.key,
         "n_truth": len(truth),
         "n_picks": len(picks),
@@ -184,8 +191,34 @@ def micrograph_metrics(picks: Picks, truth: Picks, diameter: float | None = None
         "precision": _ratio(tp, tp + fp),
         "recall": _ratio(tp, tp + fn),
         "f1": _ratio(2 * tp, 2 * tp + fp + fn),
-        "ap": average_precision(picks.score_or(1.0), m.pick_to_truth >= 0, len(truth)),
+        "ap": average_precision(picks.score_or(1.0), hits, len(truth)),
     }
+    return row, hits
+
+
+def best_f1(scores: Sequence[np.ndarray], hits: Sequence[np.ndarray], n_truth: int) -> dict:
+    """The score threshold whose picks (score >= it) have the best F1 pooled over micrographs.
+
+    ``scores`` and ``hits`` hold each micrograph's pick scores and whether each pick matched (from one
+    match of all its picks: greedy matching by score makes every threshold's matches a prefix of
+    it). Returns ``best_f1``, ``best_threshold`` (a pick score), ``precision_at_best`` and
+    ``recall_at_best``; all None without picks or truth.
+    """
+    out = {"best_f1": None, "best_threshold": None, "precision_at_best": None, "recall_at_best": None}
+    s = np.concatenate([np.asarray(v, dtype=np.float64) for v in scores]) if len(scores) else np.zeros(0)
+    h = np.concatenate([np.asarray(v, dtype=bool) for v in hits]) if len(hits) else np.zeros(0, bool)
+    if s.size == 0 or n_truth <= 0:
+        return out
+    order = np.argsort(-s, kind="stable")
+    s, h = s[order], h[order]
+    ctp, cfp = np.cumsum(h), np.cumsum(~h)
+    last = np.flatnonzero(np.append(s[1:] != s[:-1], True))   # one threshold per distinct score
+    f1 = 2 * ctp[last] / (2 * ctp[last] + cfp[last] + (n_truth - ctp[last]))
+    i = int(np.argmax(f1))
+    idx = last[i]
+    out.update(best_f1=float(f1[i]), best_threshold=float(s[idx]), precision_at_best=float(ctp[idx] / (idx + 1)),
+               recall_at_best=float(ctp[idx] / n_truth))
+    return out
 
 
 def complexity(ap: float, ar: float) -> float:
@@ -249,6 +282,8 @@ def evaluate(pick_list: Iterable[Picks], truth_list: Iterable[Picks], diameter: 
     """Evaluate picks against truth over many micrographs (paired by ``Picks.key``).
 
     Returns ``precision recall f1`` (pooled), ``ap ar`` (means over micrographs), ``complexity``,
+    ``best_f1 best_threshold precision_at_best recall_at_best`` (``best_f1``; None when the picks
+    carry no scores), ``lowest_score`` (of any pick; None without scores),
     ``n_micrographs``, ``diameter``, ``radius``, ``tp fp fn``, ``micrographs`` (per-micrograph rows)
     and the unpaired names ``unpaired_picks`` / ``unpaired_truth``. ``diameter`` (pixels) defaults
     to the diameter stored with the truth; it is required unless ``radius`` is given.
@@ -262,8 +297,13 @@ def evaluate(pick_list: Iterable[Picks], truth_list: Iterable[Picks], diameter: 
         raise EpickError(f"no particle diameter to match with: {why}; give it in pixels with --diameter")
     from tqdm import tqdm
 
-    rows = [micrograph_metrics(p, t, diameter, radius=radius)
-            for p, t in tqdm(pairs, desc="evaluate", unit="mic", disable=not progress)]
+    rows_hits = [_metrics_and_hits(p, t, diameter, radius=radius)
+                 for p, t in tqdm(pairs, desc="evaluate", unit="mic", disable=not progress)]
+    rows = [r for r, _ in rows_hits]
+    scored = [p.score for p, _ in pairs if p.score is not None and len(p)]
+    # without scores (manual picks, .box files) every pick ranks the same: no threshold to choose
+    best = (best_f1([p.score_or(1.0) for p, _ in pairs], [h for _, h in rows_hits], sum(len(t) for _, t in pairs))
+            if scored else best_f1([], [], 0))
     tp = sum(r["tp"] for r in rows)
     fp = sum(r["fp"] for r in rows)
     fn = sum(r["fn"] for r in rows)
@@ -282,6 +322,8 @@ def evaluate(pick_list: Iterable[Picks], truth_list: Iterable[Picks], diameter: 
         "tp": tp,
         "fp": fp,
         "fn": fn,
+        **best,
+        "lowest_score": float(min(v.min() for v in scored)) if scored else None,
         "micrographs": rows,
         "unpaired_picks": lone_picks,
         "unpaired_truth": lone_truth,

@@ -112,3 +112,35 @@ def test_unpaired_micrographs_are_left_out_with_a_warning(tmp_path: Path, capsys
     assert "1 micrograph(s) of the truth have no partner" in capsys.readouterr().err
     result = json.loads(out.read_text())
     assert result["n_micrographs"] == 1 and result["unpaired_truth"] == ["b"]
+
+
+def test_scored_picks_get_the_best_f1_threshold_and_a_note_when_cut(betagal_dir: Path, tmp_path: Path, capsys):
+    """Real beta-gal truth; picks = every particle (scores 0.3-1) plus twice as many false picks (0.3-0.6),
+    the ranking cut at 0.3 with a third of the particles below it: the note says AP counts only
+    the ranking above the cut, and the filter command it gives keeps the best F1's picks."""
+    rng = np.random.default_rng(0)
+    picks_dir = tmp_path / "picks"
+    stars = sorted(betagal_dir.glob("*.star"))[:3]
+    for star in stars:
+        (truth,) = read_picks(star)
+        score = np.where(np.arange(len(truth)) % 3 == 0, 0.2, rng.uniform(0.3, 1.0, len(truth)))
+        n_false = 2 * len(truth)
+        x = np.r_[truth.x, rng.uniform(5000, 9000, n_false)]   # false picks beyond the labelled area
+        y = np.r_[truth.y, rng.uniform(0, 4096, n_false)]
+        picks = Picks(truth.micrograph, x, y, score=np.r_[score, rng.uniform(0.3, 0.6, n_false)])
+        write_picks([picks.subset(picks.score >= 0.3)], picks_dir / f"{truth.key}_autopick.star", "star")
+    out = tmp_path / "metrics.json"
+    assert run_eval("--picks", picks_dir, "--truth", *stars, "--json", out) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["lowest_score"] >= 0.3 and result["recall"] < 0.7
+    assert result["best_f1"] > result["f1"] + 0.005 and result["best_threshold"] > 0.5
+    assert f"best F1 {result['best_f1']:.3f} at score >= {result['best_threshold']:.3g}" in printed
+    assert "so AP and AR count only the ranking above that cut" in printed
+    hint = next(line for line in printed.splitlines() if "epick filter" in line)
+    threshold = float(hint.split("--threshold ")[1].split()[0])
+    kept = tmp_path / "kept"
+    assert main(["filter", str(picks_dir), "--threshold", str(threshold), "--out", str(kept)]) == 0
+    assert run_eval("--picks", kept, "--truth", *stars, "--json", out, "--quiet") == 0
+    assert json.loads(out.read_text())["f1"] == pytest.approx(result["best_f1"], abs=0.002)
+    assert "note:" not in capsys.readouterr().out   # --quiet prints only the total line

@@ -223,3 +223,39 @@ def test_forgetting_is_mean_drop_over_old_datasets():
     assert f["n_datasets"] == 2
     with pytest.raises(ValueError, match="ribo"):
         forgetting(before, {"apof": after["apof"]})
+
+
+def test_best_f1_is_the_pooled_f1_of_the_best_score_threshold():
+    from epick.runtime.evaluate import best_f1
+
+    # by score: TP 0.9, FP 0.8, TP 0.7 of 3 truth -> F1 0.5, 0.4, 0.667: the best keeps all three
+    best = best_f1([np.array([0.9, 0.8, 0.7])], [np.array([True, False, True])], 3)
+    assert best == pytest.approx({"best_f1": 2 / 3, "best_threshold": 0.7, "precision_at_best": 2 / 3,
+                                  "recall_at_best": 2 / 3})
+    # pooled over micrographs, equal scores are one threshold: 0.8 keeps both 0.8 picks (TP, FP)
+    best = best_f1([np.array([0.9, 0.1]), np.array([0.8, 0.8])], [np.array([True, False]), np.array([True, False])], 2)
+    assert best["best_threshold"] == 0.8 and best["best_f1"] == pytest.approx(4 / 5)
+    assert best_f1([], [], 3)["best_f1"] is None and best_f1([np.array([0.5])], [np.array([False])], 0)["best_f1"] is None
+
+
+def test_evaluate_best_f1_agrees_with_evaluating_the_picks_kept_at_its_threshold():
+    rng = np.random.default_rng(3)
+    truth, picks = [], []
+    for k in range(3):
+        t = grid_truth(f"mic_{k}", n=12)
+        shift = rng.normal(0, 0.15 * D, (2, 12))
+        extra = rng.uniform(0, 4000, (2, 8))   # false picks between the particles
+        x, y = np.r_[t.x + shift[0], extra[0]], np.r_[t.y + shift[1], np.full(8, 800.0)]
+        truth.append(t)
+        picks.append(Picks(t.micrograph, x, y, score=rng.uniform(0.05, 1.0, x.size)))
+    result = evaluate(picks, truth, D)
+    thr = result["best_threshold"]
+    assert result["lowest_score"] == pytest.approx(min(p.score.min() for p in picks))
+    kept = evaluate([p.subset(p.score >= thr) for p in picks], truth, D)
+    assert result["best_f1"] == pytest.approx(kept["f1"])   # greedy matching: each cut is a prefix
+    assert result["best_f1"] >= result["f1"]
+    for lower in np.unique(np.concatenate([p.score for p in picks])):   # no cut does better
+        assert evaluate([p.subset(p.score >= lower) for p in picks], truth, D)["f1"] <= result["best_f1"] + 1e-12
+    # picks without scores (manual picks, .box): no threshold to choose
+    plain = evaluate([Picks(p.micrograph, p.x, p.y) for p in picks], truth, D)
+    assert plain["best_f1"] is None and plain["best_threshold"] is None and plain["lowest_score"] is None
