@@ -12,7 +12,14 @@ SNR ``--snr``; area density 0.25; the seed fixes every pixel) and scores every `
 through the runtime (``epick.runtime.Picker``, score floor 0.01 so that AP covers the ranking;
 ``--diameter`` also hands the picker the true diameter, which a particle-size-mode model needs)
 with ``epick.runtime.evaluate`` (box IoU >= 0.5 at the true diameter): AP (mean over micrographs)
-and the best F1 over score thresholds. Prints a table of AP by size and the timing table; writes
+and the best F1 over score thresholds.
+
+``--real-tiles SIDE ...`` also scores real particles at other sizes: square tiles of SIDE px cut
+from the 4 held-out EMPIAR-10017 beta-gal micrographs (4096 px wide, particles 108 px; the held-out
+micrographs of ``tools.general_model``, never trained on by the bundled model), each tile picked as
+a micrograph of its own, so its 108-px particles span 108 x 1024 / SIDE network pixels (SIDE 4096:
+the whole micrograph, 27 px; 1024: 108 px). Particles and picks within half a diameter of a tile's
+border are left out of the score. Prints a table of AP by size and the timing table; writes
 ``bench_results/particle_size-<stamp>.json`` (each case: picking time, AP, best F1, counts).
 """
 from __future__ import annotations
@@ -43,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--snr", type=float, default=0.3, help="per-particle SNR of the simulation")
     ap.add_argument("--seed", type=int, default=7000)
     ap.add_argument("--diameter", action="store_true", help="give the picker the true diameter")
+    ap.add_argument("--real-tiles", nargs="*", type=int, default=[], metavar="SIDE",
+                    help="also score tiles of this side (px) of the held-out real beta-gal micrographs")
     ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime / torch threads")
     ap.add_argument("--out", type=Path, default=None, help="results folder (default bench_results/)")
     return ap.parse_args(argv)
@@ -83,6 +92,47 @@ def score_model(picker, sims: list, diameter: float) -> dict:
             "n_truth": sum(len(t) for t in truth), "n_picks": sum(len(p) for p in picks)}
 
 
+def real_tiles(side: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """(tile image, truth centres [n, 2] in tile pixels, diameter) of every ``side``-px tile of the
+    held-out beta-gal micrographs (a grid of whole tiles from the top-left corner)."""
+    sys.path.insert(0, str(REPO))   # tools/ sits beside the packages
+    from tools.general_data import REAL_SETS, shared_data
+    from tools.general_model import held_out_names
+
+    from epick.runtime.io.coordinates import read_picks
+    from epick.runtime.io.micrograph import read_micrograph
+
+    folder = shared_data() / REAL_SETS["betagal"]
+    out = []
+    for stem in held_out_names("betagal"):
+        (truth,) = read_picks(folder / f"{stem}.star")
+        data = read_micrograph(next(folder.glob(f"{stem}.*[gG]"))).data
+        for y0 in range(0, data.shape[0] - side + 1, side):
+            for x0 in range(0, data.shape[1] - side + 1, side):
+                inside = (truth.x >= x0) & (truth.x < x0 + side) & (truth.y >= y0) & (truth.y < y0 + side)
+                xy = np.stack([truth.x[inside] - x0, truth.y[inside] - y0], 1)
+                out.append((data[y0:y0 + side, x0:x0 + side], xy, float(truth.diameter)))
+    return out
+
+
+def score_tiles(picker, tiles: list, side: int) -> dict:
+    """``score_model`` for real tiles: objects within half a diameter of the border left out."""
+    from epick.runtime.evaluate import evaluate
+    from epick.runtime.picks import Picks
+
+    picks, truth = [], []
+    for k, (image, xy, diameter) in enumerate(tiles):
+        p = picker.pick(image.astype(np.float32))
+        lo, hi = diameter / 2, side - diameter / 2
+        keep_p = (p.x >= lo) & (p.x < hi) & (p.y >= lo) & (p.y < hi)
+        keep_t = (xy[:, 0] >= lo) & (xy[:, 0] < hi) & (xy[:, 1] >= lo) & (xy[:, 1] < hi)
+        picks.append(Picks(f"t{k}", p.x[keep_p], p.y[keep_p], score=p.score[keep_p]))
+        truth.append(Picks(f"t{k}", xy[keep_t, 0], xy[keep_t, 1]))
+    r = evaluate(picks, truth, tiles[0][2])
+    return {"ap": r["ap"], "best_f1": r["best_f1"], "best_threshold": r["best_threshold"],
+            "n_truth": sum(len(t) for t in truth), "n_picks": sum(len(p) for p in picks), "tiles": len(tiles)}
+
+
 def ap_table(rows: dict, labels: list[str], sizes: list[float]) -> str:
     """AP / best F1 of each model (rows) by network size (columns)."""
     head = "model".ljust(12) + "".join(f"{s:>14g}" for s in sizes)
@@ -115,6 +165,20 @@ def main(argv: list[str] | None = None) -> int:
                 rows[(label, size)] = score_model(picker, sims[size], diameter)
             report.add(f"{label} {size:g} px", t.seconds, **rows[(label, size)])
     print(ap_table(rows, list(models), args.sizes))
+    if args.real_tiles:
+        real_rows, real_sizes = {}, []
+        for side in args.real_tiles:
+            tiles = real_tiles(side)
+            size = tiles[0][2] * NETWORK_WIDTH / max(side, NETWORK_WIDTH)
+            real_sizes.append(size)
+            for label, path in models.items():
+                options = {"diameter": tiles[0][2]} if args.diameter else {}
+                with Picker(path, threshold=0.01, threads=args.threads, **options) as picker, timed() as t:
+                    real_rows[(label, size)] = score_tiles(picker, tiles, side)
+                report.add(f"{label} real beta-gal tiles of {side} px ({size:g} px)", t.seconds,
+                           **real_rows[(label, size)])
+        print()
+        print(ap_table(real_rows, list(models), real_sizes).replace("AP / best F1", "Real beta-gal tiles: AP / best F1", 1))
     print()
     path = report.finish(args.out) if args.out else report.finish()
     print(f"wrote {path}")

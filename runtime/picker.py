@@ -167,7 +167,7 @@ class Picker:
         if not 0.0 <= threshold <= 1.0:   # else every micrograph would fail on its own
             raise EpickError(f"score threshold {threshold:g} is outside [0, 1]; give --threshold between 0 and 1")
         diameter = options.diameter if options.diameter is not None or params.size_mode else meta.diameter
-        if params.size_mode and options.diameter is not None:
+        if (params.size_mode or params.rescales) and options.diameter is not None:
             params = params.with_diameter(options.diameter)
         self._options = replace(options, threshold=threshold, top_k=int(options.top_k),
                                 edge_margin=float(options.edge_margin), diameter=diameter)

@@ -56,6 +56,11 @@ class PreprocessParams:
       downsampling; 0 (the default, and every model without the key) applies none.
     - ``highpass``: standard deviation (network pixels) of the Gaussian background subtracted after
       the low-pass; 0 (the default, and every model without the key) subtracts none.
+    - ``max_particle_px`` / ``rescale_px``: fixed-width mode, when the particle diameter is known
+      (``with_diameter``): a micrograph whose particles would span more than ``max_particle_px``
+      network pixels at ``target_width`` is resampled instead so that they span ``rescale_px``
+      (never upsampled). 0 (the default, and every model without the keys): off. A model trained on
+      particles of up to some size sets them so that larger ones reach it at a size it knows.
     """
 
     target_width: int = 1024
@@ -67,6 +72,8 @@ class PreprocessParams:
     diameter: float = 0.0
     lowpass: float = 0.0
     highpass: float = 0.0
+    max_particle_px: float = 0.0
+    rescale_px: float = 0.0
 
     def __post_init__(self) -> None:
         # upper bounds: a damaged model file must not make preprocessing allocate gigabytes
@@ -78,6 +85,12 @@ class PreprocessParams:
             raise ValueError(f"hist_bins must lie in [256, {MAX_HIST_BINS}], got {self.hist_bins}")
         if not (0 <= self.particle_px <= MAX_TARGET_WIDTH and 0 <= self.diameter <= 1e7):
             raise ValueError(f"particle_px and diameter must be >= 0 and sane, got {self.particle_px}, {self.diameter}")
+        if not (0 <= self.max_particle_px <= MAX_TARGET_WIDTH and 0 <= self.rescale_px <= MAX_TARGET_WIDTH):
+            raise ValueError(f"max_particle_px and rescale_px must lie in [0, {MAX_TARGET_WIDTH}], "
+                             f"got {self.max_particle_px}, {self.rescale_px}")
+        if (self.max_particle_px > 0) != (self.rescale_px > 0):
+            raise ValueError("max_particle_px and rescale_px go together (both 0: off), "
+                             f"got {self.max_particle_px}, {self.rescale_px}")
         for name in ("lowpass", "highpass"):
             if not 0.0 <= getattr(self, name) <= MAX_FILTER_SIGMA:
                 raise ValueError(f"{name} (Gaussian sigma, network pixels) must lie in [0, {MAX_FILTER_SIGMA}], "
@@ -88,9 +101,17 @@ class PreprocessParams:
         """True in the particle-size mode (``particle_px`` > 0)."""
         return self.particle_px > 0
 
+    @property
+    def rescales(self) -> bool:
+        """True when the fixed-width mode resamples micrographs of large particles (``max_particle_px``)."""
+        return not self.size_mode and self.max_particle_px > 0
+
     def with_diameter(self, diameter: float | None) -> "PreprocessParams":
         """These settings for micrographs whose particles are ``diameter`` original pixels across
-        (size mode; the fixed-width mode ignores it and returns itself)."""
+        (size mode, or a fixed-width mode that ``rescales``: without a diameter it keeps the fixed
+        width; any other fixed-width mode ignores it and returns itself)."""
+        if self.rescales:
+            return self if diameter is None or not float(diameter) > 0 else replace(self, diameter=float(diameter))
         if not self.size_mode:
             return self
         if diameter is None or not float(diameter) > 0:
@@ -100,9 +121,15 @@ class PreprocessParams:
 
     def network_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
         """(ny, nx) of the network image of a micrograph of ``shape`` (ny, nx): width
-        ``target_width``, or in size mode width round(nx * particle_px / diameter); never upsampled."""
+        ``target_width``, or in size mode width round(nx * particle_px / diameter); never upsampled.
+        A fixed-width mode that ``rescales`` and knows the diameter: width round(nx * rescale_px /
+        diameter) when the particles would span more than ``max_particle_px`` at ``target_width``."""
         if not self.size_mode:
-            return network_shape(shape, self.target_width)
+            fixed = network_shape(shape, self.target_width)
+            if self.rescales and self.diameter > 0 and self.diameter * fixed[1] / int(shape[1]) > self.max_particle_px:
+                width = max(1, int(math.floor(int(shape[1]) * self.rescale_px / self.diameter + 0.5)))
+                return network_shape(shape, width)
+            return fixed
         if not self.diameter > 0:
             raise ValueError("the particle-size mode needs the particle diameter: use params.with_diameter(d)")
         width = max(1, int(math.floor(int(shape[1]) * self.particle_px / self.diameter + 0.5)))
@@ -121,7 +148,7 @@ class PreprocessParams:
             raise ValueError(f"unknown preprocessing settings {unknown}; known: {sorted(known)}")
         casts = {"target_width": int, "clip_low": float, "clip_high": float, "hist_bins": int, "equalise": bool,
                  "particle_px": float, "diameter": float, "lowpass": float,
-                 "highpass": float}
+                 "highpass": float, "max_particle_px": float, "rescale_px": float}
         return cls(**{k: casts[k](v) for k, v in data.items()})
 
 

@@ -37,3 +37,19 @@ def test_tiny_run_scores_each_size_and_writes_the_json(tmp_path, capsys):
     assert case["n_truth"] > 10 and case["n_picks"] > 0
     assert 0.3 < case["ap"] <= 1.0   # the demo model was trained on particles of ~32 px at this scale
     assert "demo" in capsys.readouterr().out
+
+
+def test_real_tiles_cut_the_held_out_micrographs_and_keep_every_particle(shared_data, monkeypatch):
+    monkeypatch.setenv("EPICK_SHARED_DATA", str(shared_data))
+    from epick.runtime.io.coordinates import read_picks
+
+    tiles = bps.real_tiles(2048)   # puts the repository (tools/) on the path
+    from tools.general_model import held_out_names
+
+    assert len(tiles) == 4 * len(held_out_names("betagal"))   # 4096-px micrographs: 2 x 2 tiles each
+    total = sum(len(read_picks(shared_data / "empiar10017_betagal" / f"{s}.star")[0])
+                for s in held_out_names("betagal"))
+    assert sum(len(xy) for _, xy, _ in tiles) == total
+    for image, xy, diameter in tiles:
+        assert image.shape == (2048, 2048) and diameter == pytest.approx(108, abs=1)
+        assert xy.min() >= 0 and xy.max() < 2048

@@ -356,3 +356,21 @@ def test_to_levels_saturates_infinite_and_huge_values():
 
     out = to_levels(np.array([[np.inf, 1e30, 1.0, -np.inf, -1e30]], np.float32), 0.0, 3.0)
     assert out.tolist() == [[255, 255, 85, 0, 0]]
+
+
+def test_fixed_width_rescales_only_particles_above_max_particle_px_and_only_with_a_diameter():
+    p = PreprocessParams(max_particle_px=64, rescale_px=32)
+    assert p.rescales and not PreprocessParams().rescales
+    assert p.network_shape((4096, 4096)) == (1024, 1024)                      # no diameter: the fixed width
+    assert p.with_diameter(None) is p
+    assert p.with_diameter(256).network_shape((4096, 4096)) == (1024, 1024)  # 64 px at 1024: kept
+    # 300 px -> 75 px at 1024, above 64: resampled so they span 32 px (4096 * 32 / 300 = 437)
+    assert p.with_diameter(300).network_shape((4096, 4096)) == (437, 437)
+    # a 1024-px micrograph of 80-px particles: 80 px at its own width, resampled to 410 (never enlarged)
+    assert p.with_diameter(80).network_shape((1024, 1024)) == (410, 410)
+    assert p.with_diameter(20).network_shape((512, 512)) == (512, 512)
+    assert PreprocessParams().with_diameter(300).network_shape((4096, 4096)) == (1024, 1024)  # off by default
+    round_trip = PreprocessParams.from_dict(p.to_dict())
+    assert round_trip == p and PreprocessParams.from_dict({"target_width": 1024}).max_particle_px == 0
+    with pytest.raises(ValueError, match="go together"):
+        PreprocessParams(max_particle_px=64)

@@ -97,7 +97,10 @@ LOOKFAINT = replace(LOOKALIKE, snr=(0.12, 0.3), density=(0.25, 0.5))
 # (benchmarks/recipe_realism.py); half rendered as 8-bit images
 PACKED = SimRecipe(types=PARAMETRIC_TYPES, diameter_px=(20.0, 36.0), snr=(0.04, 0.3), density=(0.2, 0.3),
                    render_fraction=0.5, min_distance=(1.6, 2.2), label_spacing=True)
-RECIPES = {"lookalike": LOOKALIKE, "varied": VARIED, "faint": FAINT, "atomic": ATOMIC, "denoised": DENOISED,
+# every parametric type at 48-128 px, as VARIED otherwise: large particles, or a small pixel size, at the
+# 1024 scale (the model trained without them loses them above ~50 px)
+LARGE = replace(VARIED, diameter_px=(48.0, 128.0))
+RECIPES = {"lookalike": LOOKALIKE, "varied": VARIED, "large": LARGE, "faint": FAINT, "atomic": ATOMIC, "denoised": DENOISED,
            "lookden": LOOKDEN, "lookfaint": LOOKFAINT, "packed": PACKED}
 
 

@@ -48,6 +48,12 @@ SIM = ("lookalike:12", "varied:24")
 BUNDLE_TEST_FLIPS = 4
 # the default threshold is chosen on validation among multiples of this step
 THRESHOLD_STEP = 0.01
+# the bundled model, told the particle diameter, resamples micrographs whose particles would span more than
+# MAX_PARTICLE_PX network pixels at width 1024 (above every size it trains on: simulated 16-64 px, the
+# labelled EMPIAR-10947 disks 60 px) so that they span RESCALE_PX, the size of its look-alike simulations
+# (PreprocessParams.max_particle_px / rescale_px; measured: benchmarks/bench_particle_size.py)
+MAX_PARTICLE_PX = 64.0
+RESCALE_PX = 32.0
 
 
 def held_out_names(name: str) -> list[str]:
@@ -133,10 +139,19 @@ def choose_threshold(network, samples, step: float = THRESHOLD_STEP) -> tuple[fl
     return float(best), {"mean_f1": mean_f1, "datasets": sorted(per)}
 
 
+def with_rescale(preprocess: dict) -> dict:
+    """The bundled model's preprocessing: ``preprocess`` with MAX_PARTICLE_PX / RESCALE_PX set."""
+    from epick.runtime.preprocess import PreprocessParams
+
+    return PreprocessParams.from_dict({**preprocess, "max_particle_px": MAX_PARTICLE_PX,
+                                       "rescale_px": RESCALE_PX}).to_dict()
+
+
 def bundle(work: Path, stage: str, out_dir: Path, record: dict, test_flips: int = BUNDLE_TEST_FLIPS) -> dict:
     """Choose the default threshold on the stage's validation micrographs, store it in the model
-    file, export ONNX, and copy both into ``out_dir`` (the package's bundled models); ``test_flips``
-    replaces the model's test-time flips first (same weights)."""
+    file with the large-particle rescaling (``with_rescale``), export ONNX, and copy both into
+    ``out_dir`` (the package's bundled models); ``test_flips`` replaces the model's test-time flips
+    first (same weights)."""
     import shutil
     from dataclasses import replace
 
@@ -151,7 +166,7 @@ def bundle(work: Path, stage: str, out_dir: Path, record: dict, test_flips: int 
     _, val = split_validation(training_samples(work, record, prep), record["config"]["val_fraction"],
                               record["config"]["seed"])
     threshold, how = choose_threshold(model.network, val)
-    meta = dict(model.metadata, threshold=threshold)
+    meta = dict(model.metadata, threshold=threshold, preprocess=with_rescale(model.metadata["preprocess"]))
     tuned = work / f"{stage}-bundled.epick"
     save_model(tuned, model.network, meta, model.exemplars)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -78,8 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--object", choices=OBJECT_TYPES,
                         help="refuse a model trained for another object type")
     parser.add_argument("--diameter", type=positive_float,
-                        help="particle diameter in original pixels: the box size written, and for a particle-size "
-                             "model the scale it picks at (default: the model's; a particle-size model estimates it)")
+                        help="particle diameter in original pixels: the box size written; for a particle-size "
+                             "model the scale it picks at (default: the model's; a particle-size model estimates it); "
+                             "the general model resamples micrographs whose particles would span more than 64 px "
+                             "at its 1024-px width, which it would otherwise miss")
     parser.add_argument("--diameter-a", type=positive_float, metavar="ANGSTROM",
                         help="particle diameter in Angstrom, turned into pixels with the first micrograph's pixel size")
     parser.add_argument("--box-size", type=positive_float, metavar="PX",
@@ -341,6 +343,9 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
                               "pass --box-size PX (or --diameter PX)")
     print(f"epick pick: {picker.object_type} model {Path(args.model).name} on {picker.backend_name}, "
           f"threshold {picker.threshold:g}", file=sys.stderr)
+    note = rescale_note(picker.params, args.micrographs)
+    if note:
+        print(f"epick pick: {note}", file=sys.stderr)
     check_output_folder(args.out)
     outputs = PickOutputs(args.out, formats, diameter=picker.diameter, preview=args.preview,
                           exposures=args.exposures, box_size=args.box_size)
@@ -406,6 +411,29 @@ def pick_diameter(args: argparse.Namespace) -> float | None:
     print(f"epick pick: particle diameter {args.diameter_a:g} A = {diameter:.1f} px at {pixel_size:g} A/px",
           file=sys.stderr)
     return diameter
+
+
+def rescale_note(params, micrographs: list[str] | None) -> str | None:
+    """What a fixed-width model that ``rescales`` does with the first micrograph's particles (None: nothing to say)."""
+    from ..io.micrograph import find_micrographs, read_micrograph_shape
+    from ..preprocess import network_shape
+
+    if not (params.rescales and params.diameter > 0 and micrographs):
+        return None
+    first = next(iter(find_micrographs(micrographs)), None)
+    if first is None:
+        return None
+    try:
+        shape = read_micrograph_shape(first)
+    except (EpickError, OSError, ValueError):   # an unreadable first file is reported with the picks
+        return None
+    width = network_shape(shape, params.target_width)[1]   # the fixed width, never upsampled
+    span = params.diameter * width / int(shape[1])
+    if span <= params.max_particle_px:
+        return None
+    return (f"particles of {params.diameter:g} px would span {span:.0f} px at the model's {width}-px width, more "
+            f"than the {params.max_particle_px:g} it was trained on: micrographs are resampled so that they span "
+            f"{params.rescale_px:g}")
 
 
 def estimate_diameter(args: argparse.Namespace, picker) -> float:
