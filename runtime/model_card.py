@@ -60,6 +60,9 @@ def describe_preprocess(prep: dict) -> str:
     """One line: the scale mode and the filters of a model's preprocessing."""
     scale = (f"particle-size mode ({prep['particle_px']:g} px per diameter)" if prep.get("particle_px")
              else f"fixed width {prep.get('target_width', 1024)} px")
+    if not prep.get("particle_px") and prep.get("max_particle_px"):
+        scale += (f" (given a diameter, particles above {prep['max_particle_px']:g} px there are resampled "
+                  f"to {prep['rescale_px']:g})")
     filters = [f"{label} {prep[key]:g}" for key, label in (("lowpass", "low-pass"), ("highpass", "background"))
                if prep.get(key)]
     return scale + (f", {', '.join(filters)} (Gaussian sigma, px)" if filters else "")

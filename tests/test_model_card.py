@@ -54,6 +54,9 @@ def test_runs_are_grouped_and_a_continual_step_says_what_it_kept():
     assert lines[4].startswith("  2. continual on empiar10947 (7 micrographs, 1904 objects)")
     assert lines[4].endswith("betagal 0.824 -> 0.826, sim 0.962 -> n/a")
     assert lines[-1] == "exemplars: none"
+    meta["preprocess"].update(max_particle_px=64.0, rescale_px=32.0)
+    assert ("fixed width 1024 px (given a diameter, particles above 64 px there are resampled to 32), low-pass 2"
+            in describe_model(meta)[0])
 
 
 def test_files_that_are_not_epick_models_are_named_with_the_fix(tmp_path):
