@@ -50,8 +50,9 @@ class PreprocessParams:
     - ``particle_px``: 0 (fixed-width mode: every micrograph to ``target_width``), or the particle-
       size mode: every micrograph is resampled so that the particle diameter spans ``particle_px``
       network pixels, whatever its pixel size, so one model sees every particle at one scale.
-    - ``diameter``: size mode only, the particle diameter in ORIGINAL pixels of the micrographs at
-      hand; set at training / picking time with ``with_diameter`` (a model stores 0 here).
+    - ``diameter``: size mode (or a fixed-width mode with ``max_particle_px``), the particle diameter
+      in ORIGINAL pixels of the micrographs at hand; set at training / picking time with
+      ``with_diameter`` (a model stores 0 here).
     - ``lowpass``: standard deviation (network pixels) of a Gaussian low-pass applied after the
       downsampling; 0 (the default, and every model without the key) applies none.
     - ``highpass``: standard deviation (network pixels) of the Gaussian background subtracted after
