@@ -28,12 +28,13 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli_args import ArgumentParser, fraction, help_epilog, positive_int
+from ..cli_args import ArgumentParser, fraction, help_epilog, positive_float, positive_int
 from ..errors import EpickError
 
 EXAMPLES = """
 epick-cryosparc --project P3 --workspace W2 --exposures J12 --model /models/betagal.onnx
 epick-cryosparc --project P3 --workspace W2 --exposures J12 --output exposures_accepted --model m.onnx --threshold 0.4
+epick-cryosparc --project P3 --workspace W2 --exposures J12 --model general --diameter-a 280
 """
 WRITES = """
 a new External job in the workspace, with the output 'particles' (location and pick_stats slots)
@@ -83,8 +84,13 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--workspace", required=True, help="workspace uid for the new job, e.g. W2")
     parser.add_argument("--exposures", required=True, metavar="JOB", help="job whose exposures to pick, e.g. J12")
     parser.add_argument("--output", default="exposures", help="that job's exposures output (default: exposures)")
-    parser.add_argument("--model", required=True, help="exported model (.onnx, .engine, .pt2) or .epick file")
+    parser.add_argument("--model", required=True,
+                        help="exported model (.onnx, .engine, .pt2), .epick file, or a bundled model's name (general)")
     parser.add_argument("--threshold", type=fraction, help="score threshold in (0, 1] (default: the model's, else 0.3)")
+    parser.add_argument("--diameter", type=positive_float, metavar="PX",
+                        help="particle diameter in micrograph pixels (as epick pick --diameter)")
+    parser.add_argument("--diameter-a", type=positive_float, metavar="ANGSTROM",
+                        help="particle diameter in Angstrom, over the exposures' pixel size")
     parser.add_argument("--batch", type=positive_int, default=4, help="micrographs per inference call (default 4)")
     parser.add_argument("--backend", default="auto", help="inference backend (default auto)")
     parser.add_argument("--project-dir", type=Path, help="the project directory as mounted here (default: cryoSPARC's)")
@@ -93,12 +99,31 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def diameter_px(exposures, diameter: float | None, diameter_a: float | None) -> float | None:
+    """The particle diameter in micrograph pixels: ``diameter``, or ``diameter_a`` (Angstrom) over the
+    median pixel size of ``exposures`` (``micrograph_blob/psize_A``); None when neither is given."""
+    import numpy as np
+
+    if diameter is not None and diameter_a is not None:
+        raise EpickError("give the particle diameter once: --diameter PX or --diameter-a A, not both")
+    if diameter_a is None:
+        return diameter
+    fields = exposures.fields()
+    psize = np.asarray(exposures["micrograph_blob/psize_A"], dtype=float) if "micrograph_blob/psize_A" in fields else None
+    psize = psize[psize > 0] if psize is not None else None
+    if psize is None or psize.size == 0:
+        raise EpickError("--diameter-a needs the exposures' pixel size (micrograph_blob/psize_A), and they record "
+                         "none; give --diameter in pixels")
+    return float(diameter_a / np.median(psize))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``epick-cryosparc`` (needs a running cryoSPARC)."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         from cryosparc.tools import CryoSPARC
 
+        from ..bundled import resolve_model
         from ..picker import Picker
 
         if not args.url:
@@ -110,10 +135,13 @@ def main(argv: list[str] | None = None) -> int:
         job.connect("micrographs", args.exposures, args.output)
         job.add_output("particle", "particles", slots=["location", "pick_stats"])
         project_dir = args.project_dir or Path(str(project.dir() if callable(project.dir) else project.dir))
-        with Picker(args.model, args.backend, threshold=args.threshold, batch_size=args.batch) as picker, job.run():
+        with job.run():
             exposures = job.load_input("micrographs", ["micrograph_blob"])
-            job.log(f"epick: picking {len(exposures)} exposures with {Path(args.model).name}")
-            picked, failures = pick_exposures(exposures, picker, project_dir)
+            diameter = diameter_px(exposures, args.diameter, args.diameter_a)
+            with Picker(resolve_model(args.model), args.backend, threshold=args.threshold, batch_size=args.batch,
+                        diameter=diameter) as picker:
+                job.log(f"epick: picking {len(exposures)} exposures with {Path(args.model).name}")
+                picked, failures = pick_exposures(exposures, picker, project_dir)
             for path, reason in failures.items():
                 job.log(f"epick: {path}: {reason}", level="warning")
             out = job.alloc_output("particles", len(picked))
