@@ -79,7 +79,6 @@ def simulate_size(size_net: float, args: argparse.Namespace) -> list:
 
 def score_model(picker, sims: list, diameter: float) -> dict:
     """AP (mean per micrograph), best F1 and counts of ``picker`` on ``sims`` (box IoU at ``diameter``)."""
-    from epick.runtime.evaluate import evaluate
     from epick.runtime.picks import Picks
 
     picks, truth = [], []
@@ -87,6 +86,13 @@ def score_model(picker, sims: list, diameter: float) -> dict:
         p = picker.pick(sim.image.astype(np.float32))
         picks.append(Picks(f"m{k}", p.x, p.y, score=p.score))
         truth.append(Picks(f"m{k}", sim.truth.x, sim.truth.y))
+    return scores(picks, truth, diameter)
+
+
+def scores(picks: list, truth: list, diameter: float) -> dict:
+    """AP, best F1 (and its threshold) and counts of paired Picks lists (``epick.runtime.evaluate``)."""
+    from epick.runtime.evaluate import evaluate
+
     r = evaluate(picks, truth, diameter)
     return {"ap": r["ap"], "best_f1": r["best_f1"], "best_threshold": r["best_threshold"],
             "n_truth": sum(len(t) for t in truth), "n_picks": sum(len(p) for p in picks)}
@@ -117,7 +123,6 @@ def real_tiles(side: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
 
 def score_tiles(picker, tiles: list, side: int) -> dict:
     """``score_model`` for real tiles: objects within half a diameter of the border left out."""
-    from epick.runtime.evaluate import evaluate
     from epick.runtime.picks import Picks
 
     picks, truth = [], []
@@ -128,9 +133,7 @@ def score_tiles(picker, tiles: list, side: int) -> dict:
         keep_t = (xy[:, 0] >= lo) & (xy[:, 0] < hi) & (xy[:, 1] >= lo) & (xy[:, 1] < hi)
         picks.append(Picks(f"t{k}", p.x[keep_p], p.y[keep_p], score=p.score[keep_p]))
         truth.append(Picks(f"t{k}", xy[keep_t, 0], xy[keep_t, 1]))
-    r = evaluate(picks, truth, tiles[0][2])
-    return {"ap": r["ap"], "best_f1": r["best_f1"], "best_threshold": r["best_threshold"],
-            "n_truth": sum(len(t) for t in truth), "n_picks": sum(len(p) for p in picks), "tiles": len(tiles)}
+    return {**scores(picks, truth, tiles[0][2]), "tiles": len(tiles)}
 
 
 def ap_table(rows: dict, labels: list[str], sizes: list[float]) -> str:

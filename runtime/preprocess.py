@@ -120,17 +120,24 @@ class PreprocessParams:
                              f"(got {diameter!r}); give --diameter or --diameter-a")
         return replace(self, diameter=float(diameter))
 
+    def fixed_width_span(self, shape: tuple[int, int]) -> float | None:
+        """Network pixels the particle diameter spans at ``target_width`` in a micrograph of ``shape``
+        (None without a diameter)."""
+        if not self.diameter > 0:
+            return None
+        return self.diameter * network_shape(shape, self.target_width)[1] / int(shape[1])
+
     def network_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
         """(ny, nx) of the network image of a micrograph of ``shape`` (ny, nx): width
         ``target_width``, or in size mode width round(nx * particle_px / diameter); never upsampled.
         A fixed-width mode that ``rescales`` and knows the diameter: width round(nx * rescale_px /
         diameter) when the particles would span more than ``max_particle_px`` at ``target_width``."""
         if not self.size_mode:
-            fixed = network_shape(shape, self.target_width)
-            if self.rescales and self.diameter > 0 and self.diameter * fixed[1] / int(shape[1]) > self.max_particle_px:
+            span = self.fixed_width_span(shape)
+            if self.rescales and span is not None and span > self.max_particle_px:
                 width = max(1, int(math.floor(int(shape[1]) * self.rescale_px / self.diameter + 0.5)))
                 return network_shape(shape, width)
-            return fixed
+            return network_shape(shape, self.target_width)
         if not self.diameter > 0:
             raise ValueError("the particle-size mode needs the particle diameter: use params.with_diameter(d)")
         width = max(1, int(math.floor(int(shape[1]) * self.particle_px / self.diameter + 0.5)))

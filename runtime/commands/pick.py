@@ -427,10 +427,10 @@ def rescale_note(params, micrographs: list[str] | None) -> str | None:
         shape = read_micrograph_shape(first)
     except (EpickError, OSError, ValueError):   # an unreadable first file is reported with the picks
         return None
-    width = network_shape(shape, params.target_width)[1]   # the fixed width, never upsampled
-    span = params.diameter * width / int(shape[1])
-    if span <= params.max_particle_px:
+    span = params.fixed_width_span(shape)
+    if span is None or span <= params.max_particle_px:
         return None
+    width = network_shape(shape, params.target_width)[1]   # the fixed width, never upsampled
     return (f"particles of {params.diameter:g} px would span {span:.0f} px at the model's {width}-px width, more "
             f"than the {params.max_particle_px:g} it was trained on: micrographs are resampled so that they span "
             f"{params.rescale_px:g}")
