@@ -186,7 +186,8 @@ def test_only_the_first_process_of_a_ddp_run_says_which_schedule_it_took(monkeyp
 def test_the_general_model_told_the_diameter_finds_particles_larger_than_it_was_trained_on(tmp_path, capsys):
     """Simulated 2048-px micrograph of 192-px particles: 96 px at the 1024 width, beyond the 64 px the
     general model trained on. Without --diameter it misses most (AP 0.21 here); with it the micrograph
-    is resampled so the particles span 32 px (AP 0.94; benchmarks/bench_particle_size.py)."""
+    is resampled so the particles span 32 px (AP 0.94; benchmarks/bench_particle_size.py). Without it
+    epick pick names the largest particle the fixed width suits."""
     import mrcfile
     import numpy as np
 
@@ -213,4 +214,7 @@ def test_the_general_model_told_the_diameter_finds_particles_larger_than_it_was_
         ap[label] = evaluate([picks], truth, 192.0)["ap"]
         err = capsys.readouterr().err
         assert ("resampled so that they span 32" in err) == (label == "diameter")
+        # without it, epick pick says how large a particle the fixed width suits in these micrographs
+        assert ("learnt particles of up to 64 px (128 px in these 2048-px-wide micrographs); it misses larger "
+                "ones unless given --diameter" in err) == (label == "plain")
     assert ap["diameter"] > 0.85 and ap["plain"] < ap["diameter"] - 0.3

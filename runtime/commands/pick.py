@@ -77,13 +77,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend (default auto)")
     parser.add_argument("--object", choices=OBJECT_TYPES,
                         help="refuse a model trained for another object type")
-    parser.add_argument("--diameter", type=positive_float,
-                        help="particle diameter in original pixels: the box size written; for a particle-size "
-                             "model the scale it picks at (default: the model's; a particle-size model estimates it); "
-                             "the general model resamples micrographs whose particles would span more than 64 px "
-                             "at its 1024-px width, which it would otherwise miss")
-    parser.add_argument("--diameter-a", type=positive_float, metavar="ANGSTROM",
-                        help="particle diameter in Angstrom, turned into pixels with the first micrograph's pixel size")
+    size = parser.add_mutually_exclusive_group()   # the particle size is given once
+    size.add_argument("--diameter", type=positive_float,
+                      help="particle diameter in original pixels: the box size written; for a particle-size "
+                           "model the scale it picks at (default: the model's; a particle-size model estimates it); "
+                           "the general model resamples micrographs whose particles would span more than 64 px "
+                           "at its 1024-px width, which it would otherwise miss")
+    size.add_argument("--diameter-a", type=positive_float, metavar="ANGSTROM",
+                      help="particle diameter in Angstrom, turned into pixels with the first micrograph's pixel size")
     parser.add_argument("--box-size", type=positive_float, metavar="PX",
                         help=".box output: box size in original pixels (default: the particle diameter)")
     parser.add_argument("--min-distance", type=positive_float, help="minimum distance between picks, original pixels")
@@ -343,7 +344,7 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
                               "pass --box-size PX (or --diameter PX)")
     print(f"epick pick: {picker.object_type} model {Path(args.model).name} on {picker.backend_name}, "
           f"threshold {picker.threshold:g}", file=sys.stderr)
-    note = rescale_note(picker.params, args.micrographs)
+    note = size_note(picker.params, args.micrographs)
     if note:
         print(f"epick pick: {note}", file=sys.stderr)
     check_output_folder(args.out)
@@ -398,8 +399,6 @@ def pick_diameter(args: argparse.Namespace) -> float | None:
     """--diameter (pixels), or --diameter-a (Angstrom) over the pixel size of the first micrograph."""
     from ..io.micrograph import find_micrographs, read_micrograph
 
-    if args.diameter is not None and args.diameter_a is not None:
-        raise EpickError("give the particle diameter once: --diameter PX or --diameter-a A, not both")
     if args.diameter_a is None:
         return args.diameter
     first = next(iter(find_micrographs(args.micrographs)), None) if args.micrographs else None
@@ -413,12 +412,14 @@ def pick_diameter(args: argparse.Namespace) -> float | None:
     return diameter
 
 
-def rescale_note(params, micrographs: list[str] | None) -> str | None:
-    """What a fixed-width model that ``rescales`` does with the first micrograph's particles (None: nothing to say)."""
+def size_note(params, micrographs: list[str] | None) -> str | None:
+    """What a fixed-width model that ``rescales`` does with the first micrograph's particles: the
+    resampling when the diameter is known, else the largest particle it picks without it (None:
+    nothing to say)."""
     from ..io.micrograph import find_micrographs, read_micrograph_shape
     from ..preprocess import network_shape
 
-    if not (params.rescales and params.diameter > 0 and micrographs):
+    if not (params.rescales and micrographs):
         return None
     first = next(iter(find_micrographs(micrographs)), None)
     if first is None:
@@ -427,10 +428,17 @@ def rescale_note(params, micrographs: list[str] | None) -> str | None:
         shape = read_micrograph_shape(first)
     except (EpickError, OSError, ValueError):   # an unreadable first file is reported with the picks
         return None
-    span = params.fixed_width_span(shape)
-    if span is None or span <= params.max_particle_px:
-        return None
     width = network_shape(shape, params.target_width)[1]   # the fixed width, never upsampled
+    span = params.fixed_width_span(shape)
+    if span is None:
+        # the network cannot tell a large particle from its sub-structure by its confidence
+        # (benchmarks/bench_particle_size.py --widths), so the size is asked for, not guessed
+        largest = params.max_particle_px * int(shape[1]) / width
+        return (f"no --diameter: picking at width {width}, where the model learnt particles of up to "
+                f"{params.max_particle_px:g} px ({largest:.0f} px in these {shape[1]}-px-wide micrographs); it misses "
+                f"larger ones unless given --diameter PX or --diameter-a A")
+    if span <= params.max_particle_px:
+        return None
     return (f"particles of {params.diameter:g} px would span {span:.0f} px at the model's {width}-px width, more "
             f"than the {params.max_particle_px:g} it was trained on: micrographs are resampled so that they span "
             f"{params.rescale_px:g}")

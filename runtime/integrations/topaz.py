@@ -22,7 +22,9 @@ hand) and writes Topaz's table ``image_name x_coord y_coord score`` with epick's
   so picks with ``logit(p) >= t`` are kept and ``score`` is written as ``logit(p)``: a threshold on
   rlnAutopickFigureOfMerit means the same for epick as for Topaz.
 - ``-r``: Topaz's extraction radius (non-maximum suppression), in pixels of the image given:
-  epick's minimum distance between picks.
+  epick's minimum distance between picks. Not taken as the particle size: RELION's default
+  downscale factor, max(4, round(2 x diameter / 71)), already shows the particle at most ~40 px
+  across, within what a fixed-width model such as the general one learnt.
 - ``-x`` / ``-s``: coordinates are multiplied by x / s (not rounded: RELION reads decimals).
 - ``-d``: a GPU index (>= 0: the automatic backend) or < 0 for the CPU.
 - ``-j`` / ``--num-threads``: CPU threads. ``--batch-size``: micrographs per inference call.
