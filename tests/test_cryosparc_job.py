@@ -71,11 +71,13 @@ def test_the_diameter_comes_in_pixels_or_in_angstrom_over_the_exposures_pixel_si
     assert diameter_px(exposures, None, None) is None
     assert diameter_px(exposures, 180.0, None) == 180.0
     assert diameter_px(exposures, None, 300.0) == pytest.approx(400.0)   # 300 A / 0.75 A/px (the median)
-    with pytest.raises(EpickError, match="not both"):
-        diameter_px(exposures, 180.0, 300.0)
     blank = dataset.Dataset.allocate(2, [("micrograph_blob/psize_A", "<f4")])
     with pytest.raises(EpickError, match="record none"):
         diameter_px(blank, None, 300.0)
     args = build_parser().parse_args(["--project", "P3", "--workspace", "W2", "--exposures", "J12", "--model", "general",
                                       "--diameter-a", "280"])
     assert (args.diameter, args.diameter_a) == (None, 280.0)
+    with pytest.raises(SystemExit) as stopped:   # the size is given once: a usage error
+        build_parser().parse_args(["--project", "P3", "--workspace", "W2", "--exposures", "J12", "--model", "general",
+                                   "--diameter", "180", "--diameter-a", "280"])
+    assert stopped.value.code == 2

@@ -87,8 +87,10 @@ def test_pick_cli_diameter_in_angstrom_and_estimate(tmp_path, capsys):
                  "--threads", "1"]) == 0
     err = capsys.readouterr().err
     assert "estimated particle diameter" in err
-    assert main(["pick", str(mic), "--model", str(model), "--out", str(tmp_path / "c"), "--diameter", "40",
-                 "--diameter-a", "96"]) == 2
+    with pytest.raises(SystemExit) as stopped:   # the size is given once: a usage error
+        main(["pick", str(mic), "--model", str(model), "--out", str(tmp_path / "c"), "--diameter", "40",
+              "--diameter-a", "96"])
+    assert stopped.value.code == 2 and "not allowed with argument --diameter" in capsys.readouterr().err
     png = tmp_path / "mics" / "m2.png"
     from PIL import Image
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(png)

@@ -87,10 +87,11 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--model", required=True,
                         help="exported model (.onnx, .engine, .pt2), .epick file, or a bundled model's name (general)")
     parser.add_argument("--threshold", type=fraction, help="score threshold in (0, 1] (default: the model's, else 0.3)")
-    parser.add_argument("--diameter", type=positive_float, metavar="PX",
-                        help="particle diameter in micrograph pixels (as epick pick --diameter)")
-    parser.add_argument("--diameter-a", type=positive_float, metavar="ANGSTROM",
-                        help="particle diameter in Angstrom, over the exposures' pixel size")
+    size = parser.add_mutually_exclusive_group()   # the particle size is given once
+    size.add_argument("--diameter", type=positive_float, metavar="PX",
+                      help="particle diameter in micrograph pixels (as epick pick --diameter)")
+    size.add_argument("--diameter-a", type=positive_float, metavar="ANGSTROM",
+                      help="particle diameter in Angstrom, over the exposures' pixel size")
     parser.add_argument("--batch", type=positive_int, default=4, help="micrographs per inference call (default 4)")
     parser.add_argument("--backend", default="auto", help="inference backend (default auto)")
     parser.add_argument("--project-dir", type=Path, help="the project directory as mounted here (default: cryoSPARC's)")
@@ -104,8 +105,6 @@ def diameter_px(exposures, diameter: float | None, diameter_a: float | None) -> 
     median pixel size of ``exposures`` (``micrograph_blob/psize_A``); None when neither is given."""
     import numpy as np
 
-    if diameter is not None and diameter_a is not None:
-        raise EpickError("give the particle diameter once: --diameter PX or --diameter-a A, not both")
     if diameter_a is None:
         return diameter
     fields = exposures.fields()
