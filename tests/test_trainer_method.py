@@ -83,6 +83,21 @@ def test_continual_epoch_gives_the_exemplars_about_as_many_crops_as_the_new_data
     assert [kind for b in batches for kind, _, _ in b].count("ex") == 80   # never fewer than one pass
 
 
+def test_each_exemplar_pass_tiles_the_exemplars_with_its_own_offsets():
+    """With tiles (--repeats 0) every extra pass over the exemplars draws its own grid offsets, as
+    random crops are drawn afresh; with random crops the batches are what one draw gives."""
+    new = [_sample(f"n{i}", "new", (256, 256), seed=i) for i in range(4)]
+    ex = [_sample("e0", "old", (160, 160), seed=10, exemplar=True)]
+    batches = _batches(new, ex, TrainConfig(mode="continual", repeats=0, exemplar_passes=6, **QUICK),
+                       np.random.default_rng(3))
+    origins = [origin for b in batches for kind, _, origin in b if kind == "ex"]
+    assert len(origins) >= 6 * 4                  # six passes of at least a 2 x 2 grid of 64-px tiles
+    assert len(set(origins)) > len(origins) / 6   # not six copies of one grid
+    crops = _batches(new, ex, TrainConfig(mode="continual", repeats=2, exemplar_passes=3, **QUICK), np.random.default_rng(3))
+    assert [kind for b in crops for kind, _, _ in b].count("ex") == 6
+    assert all(origin is None for b in crops for _, _, origin in b)
+
+
 def test_fit_never_returns_the_untrained_weights(capsys):
     torch.manual_seed(0)
     net = build_detector(NetworkConfig.narrow())

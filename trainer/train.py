@@ -192,9 +192,12 @@ def exemplar_passes(n_new: int, n_exemplar: int, config: TrainConfig) -> int:
 def _batches(new: Sequence[Sample], ex: Sequence[Sample], config: TrainConfig, rng: np.random.Generator
              ) -> list[list[tuple[str, int, tuple[int, int] | None]]]:
     """Batches of one epoch: every new sample and (continual mode) every exemplar, covered as
-    ``epoch_items`` says, the exemplars ``exemplar_passes`` times, shuffled together."""
+    ``epoch_items`` says, the exemplars ``exemplar_passes`` times (each pass its own tile offsets),
+    shuffled together."""
     new_items, ex_items = epoch_items(new, "new", config, rng), epoch_items(ex, "ex", config, rng)
-    items = new_items + ex_items * exemplar_passes(len(new_items), len(ex_items), config)
+    items = new_items + ex_items
+    for _ in range(exemplar_passes(len(new_items), len(ex_items), config) - 1):
+        items += epoch_items(ex, "ex", config, rng)
     order = rng.permutation(len(items))
     return [[items[j] for j in order[b:b + config.batch_size]] for b in range(0, len(items), config.batch_size)]
 
