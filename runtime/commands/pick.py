@@ -414,7 +414,7 @@ def pick_diameter(args: argparse.Namespace) -> float | None:
 
 def size_note(params, micrographs: list[str] | None) -> str | None:
     """What a fixed-width model that ``rescales`` does with the first micrograph's particles: the
-    resampling when the diameter is known, else the largest particle it picks without it (None:
+    resampling when the diameter is known, else the particle size its fixed width covers (None:
     nothing to say)."""
     from ..io.micrograph import find_micrographs, read_micrograph_shape
     from ..preprocess import network_shape
@@ -432,7 +432,7 @@ def size_note(params, micrographs: list[str] | None) -> str | None:
     span = params.fixed_width_span(shape)
     if span is None:
         # the network cannot tell a large particle from its sub-structure by its confidence
-        # (benchmarks/bench_particle_size.py --widths), so the size is asked for, not guessed
+        # on real micrographs (benchmarks/bench_network_width.py), so the size is asked for, not guessed
         largest = params.max_particle_px * int(shape[1]) / width
         return (f"no --diameter: picking at width {width}, where the model learnt particles of up to "
                 f"{params.max_particle_px:g} px ({largest:.0f} px in these {shape[1]}-px-wide micrographs); it misses "
