@@ -81,3 +81,12 @@ def test_the_diameter_comes_in_pixels_or_in_angstrom_over_the_exposures_pixel_si
         build_parser().parse_args(["--project", "P3", "--workspace", "W2", "--exposures", "J12", "--model", "general",
                                    "--diameter", "180", "--diameter-a", "280"])
     assert stopped.value.code == 2
+
+
+def test_the_size_note_reads_the_first_exposures_shape():
+    from epick.runtime.integrations.cryosparc_job import exposure_shape
+
+    exposures = dataset.Dataset.allocate(2, [("micrograph_blob/shape", "<u4", (2,))])
+    exposures["micrograph_blob/shape"] = [(4092, 5760), (4092, 5760)]
+    assert exposure_shape(exposures) == (4092, 5760)
+    assert exposure_shape(dataset.Dataset.allocate(2, [("micrograph_blob/psize_A", "<f4")])) is None

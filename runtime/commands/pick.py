@@ -344,7 +344,7 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
                               "pass --box-size PX (or --diameter PX)")
     print(f"epick pick: {picker.object_type} model {Path(args.model).name} on {picker.backend_name}, "
           f"threshold {picker.threshold:g}", file=sys.stderr)
-    note = size_note(picker.params, args.micrographs)
+    note = size_note(picker, args.micrographs)
     if note:
         print(f"epick pick: {note}", file=sys.stderr)
     check_output_folder(args.out)
@@ -412,14 +412,11 @@ def pick_diameter(args: argparse.Namespace) -> float | None:
     return diameter
 
 
-def size_note(params, micrographs: list[str] | None) -> str | None:
-    """What a fixed-width model that ``rescales`` does with the first micrograph's particles: the
-    resampling when the diameter is known, else the particle size its fixed width covers (None:
-    nothing to say)."""
+def size_note(picker, micrographs: list[str] | None) -> str | None:
+    """``Picker.size_note`` for the first micrograph's shape (None: nothing to say, or no readable first file)."""
     from ..io.micrograph import find_micrographs, read_micrograph_shape
-    from ..preprocess import network_shape
 
-    if not (params.rescales and micrographs):
+    if not (picker.params.rescales and micrographs):
         return None
     first = next(iter(find_micrographs(micrographs)), None)
     if first is None:
@@ -428,20 +425,7 @@ def size_note(params, micrographs: list[str] | None) -> str | None:
         shape = read_micrograph_shape(first)
     except (EpickError, OSError, ValueError):   # an unreadable first file is reported with the picks
         return None
-    width = network_shape(shape, params.target_width)[1]   # the fixed width, never upsampled
-    span = params.fixed_width_span(shape)
-    if span is None:
-        # the network cannot tell a large particle from its sub-structure by its confidence
-        # on real micrographs (benchmarks/bench_network_width.py), so the size is asked for, not guessed
-        largest = params.max_particle_px * int(shape[1]) / width
-        return (f"no --diameter: picking at width {width}, where the model learnt particles of up to "
-                f"{params.max_particle_px:g} px ({largest:.0f} px in these {shape[1]}-px-wide micrographs); it misses "
-                f"larger ones unless given --diameter PX or --diameter-a A")
-    if span <= params.max_particle_px:
-        return None
-    return (f"particles of {params.diameter:g} px would span {span:.0f} px at the model's {width}-px width, more "
-            f"than the {params.max_particle_px:g} it was trained on: micrographs are resampled so that they span "
-            f"{params.rescale_px:g}")
+    return picker.size_note(shape)
 
 
 def estimate_diameter(args: argparse.Namespace, picker) -> float:

@@ -116,6 +116,14 @@ def diameter_px(exposures, diameter: float | None, diameter_a: float | None) -> 
     return float(diameter_a / np.median(psize))
 
 
+def exposure_shape(exposures) -> tuple[int, int] | None:
+    """(ny, nx) of the first exposure's micrograph (``micrograph_blob/shape``; None without it)."""
+    if not len(exposures) or "micrograph_blob/shape" not in exposures.fields():
+        return None
+    ny, nx = (int(v) for v in exposures["micrograph_blob/shape"][0][:2])
+    return ny, nx
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``epick-cryosparc`` (needs a running cryoSPARC)."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
@@ -140,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
             with Picker(resolve_model(args.model), args.backend, threshold=args.threshold, batch_size=args.batch,
                         diameter=diameter) as picker:
                 job.log(f"epick: picking {len(exposures)} exposures with {Path(args.model).name}")
+                shape = exposure_shape(exposures)
+                note = picker.size_note(shape) if shape else None
+                if note:
+                    job.log(f"epick: {note}")
                 picked, failures = pick_exposures(exposures, picker, project_dir)
             for path, reason in failures.items():
                 job.log(f"epick: {path}: {reason}", level="warning")
