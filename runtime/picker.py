@@ -277,29 +277,6 @@ class Picker:
         """Smallest network input side the artifact accepts (network pixels; 0: any)."""
         return self._min_side
 
-    def size_note(self, shape: tuple[int, int]) -> str | None:
-        """What a fixed-width model that rescales does with micrographs of ``shape`` (ny, nx): the
-        resampling when the diameter is known, else the particle size its fixed width covers (None:
-        nothing to say). The size is asked for, not guessed: on real micrographs the network marks
-        sub-structure of large particles as confidently as whole ones (benchmarks/bench_network_width.py)."""
-        from .preprocess import network_shape
-
-        params = self._params
-        if not params.rescales:
-            return None
-        width = network_shape(shape, params.target_width)[1]   # the fixed width, never upsampled
-        span = params.fixed_width_span(shape)
-        if span is None:
-            largest = params.max_particle_px * int(shape[1]) / width
-            return (f"no --diameter: picking at width {width}, where the model learnt particles of up to "
-                    f"{params.max_particle_px:g} px ({largest:.0f} px in these {shape[1]}-px-wide micrographs); it "
-                    f"misses larger ones unless given --diameter PX or --diameter-a A")
-        if span <= params.max_particle_px:
-            return None
-        return (f"particles of {params.diameter:g} px would span {span:.0f} px at the model's {width}-px width, more "
-                f"than the {params.max_particle_px:g} it was trained on: micrographs are resampled so that they span "
-                f"{params.rescale_px:g}")
-
     # ------------------------------------------------------------------ steps (private)
     def _prepare(self, source) -> Prepared:
         """Read (when a path) and prepare one micrograph for its pipeline; raises for a bad file."""

@@ -160,6 +160,27 @@ class PreprocessParams:
         return cls(**{k: casts[k](v) for k, v in data.items()})
 
 
+def size_note(params: PreprocessParams, shape: tuple[int, int]) -> str | None:
+    """What a fixed-width model that rescales does with micrographs of ``shape`` (ny, nx), in words:
+    the resampling when the diameter is known, else the particle size its fixed width covers (None:
+    nothing to say). The size is asked for, not guessed: on real micrographs the network marks
+    sub-structure of large particles as confidently as whole ones (benchmarks/bench_network_width.py)."""
+    if not params.rescales:
+        return None
+    width = network_shape(shape, params.target_width)[1]   # the fixed width, never upsampled
+    span = params.fixed_width_span(shape)
+    if span is None:
+        largest = params.max_particle_px * int(shape[1]) / width
+        return (f"no --diameter: picking at width {width}, where the model learnt particles of up to "
+                f"{params.max_particle_px:g} px ({largest:.0f} px in these {shape[1]}-px-wide micrographs); it "
+                f"misses larger ones unless given --diameter PX or --diameter-a A")
+    if span <= params.max_particle_px:
+        return None
+    return (f"particles of {params.diameter:g} px would span {span:.0f} px at the model's {width}-px width, more "
+            f"than the {params.max_particle_px:g} it was trained on: micrographs are resampled so that they span "
+            f"{params.rescale_px:g}")
+
+
 @dataclass(frozen=True)
 class Transform:
     """Maps positions between the original micrograph and the network image (centre-of-pixel).

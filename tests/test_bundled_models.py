@@ -221,18 +221,19 @@ def test_the_general_model_told_the_diameter_finds_particles_larger_than_it_was_
 
 
 def test_the_general_model_says_what_particle_size_its_fixed_width_covers(tmp_path):
-    """Picker.size_note, which epick pick and epick-cryosparc print: without a diameter the largest
+    """preprocess.size_note, which epick pick and epick-cryosparc print: without a diameter the largest
     particle the fixed width covers in micrographs of that width; with one, whether they are resampled."""
     from epick.runtime.picker import Picker
+    from epick.runtime.preprocess import size_note
 
     if not bundled.bundled_models():
         pytest.skip("no bundled models in this checkout")
     general = bundled.resolve_model("general")
     with Picker(general, threads=1) as picker:
-        assert "up to 64 px (256 px in these 4096-px-wide micrographs)" in picker.size_note((4096, 4096))
-        assert "(64 px in these 1024-px-wide micrographs)" in picker.size_note((1024, 1024))  # never upsampled
+        assert "up to 64 px (256 px in these 4096-px-wide micrographs)" in size_note(picker.params, (4096, 4096))
+        assert "(64 px in these 1024-px-wide micrographs)" in size_note(picker.params, (1024, 1024))  # never upsampled
     with Picker(general, threads=1, diameter=400) as picker:   # 100 px at width 1024: resampled to 32
-        assert "would span 100 px" in picker.size_note((4096, 4096))
-        assert picker.size_note((8192, 8192)) is None          # 50 px there: the fixed width suits it
+        assert "would span 100 px" in size_note(picker.params, (4096, 4096))
+        assert size_note(picker.params, (8192, 8192)) is None          # 50 px there: the fixed width suits it
     with Picker(make_onnx(tmp_path / "plain.onnx"), threads=1) as picker:   # a model that never rescales
-        assert picker.size_note((4096, 4096)) is None
+        assert size_note(picker.params, (4096, 4096)) is None

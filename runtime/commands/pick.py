@@ -344,7 +344,7 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
                               "pass --box-size PX (or --diameter PX)")
     print(f"epick pick: {picker.object_type} model {Path(args.model).name} on {picker.backend_name}, "
           f"threshold {picker.threshold:g}", file=sys.stderr)
-    note = size_note(picker, args.micrographs)
+    note = first_size_note(picker.params, args.micrographs)
     if note:
         print(f"epick pick: {note}", file=sys.stderr)
     check_output_folder(args.out)
@@ -412,11 +412,12 @@ def pick_diameter(args: argparse.Namespace) -> float | None:
     return diameter
 
 
-def size_note(picker, micrographs: list[str] | None) -> str | None:
-    """``Picker.size_note`` for the first micrograph's shape (None: nothing to say, or no readable first file)."""
+def first_size_note(params, micrographs: list[str] | None) -> str | None:
+    """``preprocess.size_note`` for the first micrograph's shape (None: nothing to say, or no readable first file)."""
     from ..io.micrograph import find_micrographs, read_micrograph_shape
+    from ..preprocess import size_note
 
-    if not (picker.params.rescales and micrographs):
+    if not (params.rescales and micrographs):
         return None
     first = next(iter(find_micrographs(micrographs)), None)
     if first is None:
@@ -425,7 +426,7 @@ def size_note(picker, micrographs: list[str] | None) -> str | None:
         shape = read_micrograph_shape(first)
     except (EpickError, OSError, ValueError):   # an unreadable first file is reported with the picks
         return None
-    return picker.size_note(shape)
+    return size_note(params, shape)
 
 
 def estimate_diameter(args: argparse.Namespace, picker) -> float:

@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from ..bundled import resolve_model
         from ..picker import Picker
+        from ..preprocess import size_note
 
         if not args.url:
             raise EpickError("no cryoSPARC URL: pass --url or set CRYOSPARC_BASE_URL")
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                         diameter=diameter) as picker:
                 job.log(f"epick: picking {len(exposures)} exposures with {Path(args.model).name}")
                 shape = exposure_shape(exposures)
-                note = picker.size_note(shape) if shape else None
+                note = size_note(picker.params, shape) if shape else None
                 if note:
                     job.log(f"epick: {note}")
                 picked, failures = pick_exposures(exposures, picker, project_dir)
