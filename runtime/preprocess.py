@@ -160,10 +160,10 @@ class PreprocessParams:
         return cls(**{k: casts[k](v) for k, v in data.items()})
 
 
-def size_note(params: PreprocessParams, shape: tuple[int, int]) -> str | None:
+def size_note(params: PreprocessParams, shape: tuple[int, int], pixel_size: float | None = None) -> str | None:
     """What a fixed-width model that rescales does with micrographs of ``shape`` (ny, nx), in words:
-    the resampling when the diameter is known, else the particle size its fixed width covers (None:
-    nothing to say). The size is asked for, not guessed: on real micrographs the network marks
+    the resampling when the diameter is known, else the particle size its fixed width covers, also
+    in A when ``pixel_size`` (A/px) is known (None: nothing to say). The size is asked for, not guessed: on real micrographs the network marks
     sub-structure of large particles as confidently as whole ones (benchmarks/bench_network_width.py)."""
     if not params.rescales:
         return None
@@ -171,9 +171,10 @@ def size_note(params: PreprocessParams, shape: tuple[int, int]) -> str | None:
     span = params.fixed_width_span(shape)
     if span is None:
         largest = params.max_particle_px * int(shape[1]) / width
+        in_a = f", {largest * pixel_size:.0f} A at {pixel_size:g} A/px" if pixel_size else ""
         return (f"no --diameter: picking at width {width}, where the model learnt particles of up to "
-                f"{params.max_particle_px:g} px ({largest:.0f} px in these {shape[1]}-px-wide micrographs); it "
-                f"misses larger ones unless given --diameter PX or --diameter-a A")
+                f"{params.max_particle_px:g} px ({largest:.0f} px in these {shape[1]}-px-wide micrographs{in_a}); "
+                f"it misses larger ones unless given --diameter PX or --diameter-a A")
     if span <= params.max_particle_px:
         return None
     return (f"particles of {params.diameter:g} px would span {span:.0f} px at the model's {width}-px width, more "

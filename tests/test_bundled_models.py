@@ -205,6 +205,7 @@ def test_the_general_model_told_the_diameter_finds_particles_larger_than_it_was_
     mic = tmp_path / "large.mrc"
     with mrcfile.new(mic) as f:
         f.set_data(sim.image.astype(np.float32))
+        f.voxel_size = 1.5   # A/px, which epick pick's note turns the size limit into
     truth = [Picks("large", sim.truth.x, sim.truth.y)]
     ap = {}
     for label, extra in (("plain", []), ("diameter", ["--diameter", "192"])):
@@ -215,8 +216,8 @@ def test_the_general_model_told_the_diameter_finds_particles_larger_than_it_was_
         err = capsys.readouterr().err
         assert ("resampled so that they span 32" in err) == (label == "diameter")
         # without it, epick pick says how large a particle the fixed width suits in these micrographs
-        assert ("learnt particles of up to 64 px (128 px in these 2048-px-wide micrographs); it misses larger "
-                "ones unless given --diameter" in err) == (label == "plain")
+        assert ("learnt particles of up to 64 px (128 px in these 2048-px-wide micrographs, 192 A at 1.5 A/px); "
+                "it misses larger ones unless given --diameter" in err) == (label == "plain")
     assert ap["diameter"] > 0.85 and ap["plain"] < ap["diameter"] - 0.3
 
 
@@ -231,6 +232,8 @@ def test_the_general_model_says_what_particle_size_its_fixed_width_covers(tmp_pa
     general = bundled.resolve_model("general")
     with Picker(general, threads=1) as picker:
         assert "up to 64 px (256 px in these 4096-px-wide micrographs)" in size_note(picker.params, (4096, 4096))
+        assert "(256 px in these 4096-px-wide micrographs, 271 A at 1.06 A/px)" in size_note(picker.params, (4096, 4096),
+                                                                                              1.06)
         assert "(64 px in these 1024-px-wide micrographs)" in size_note(picker.params, (1024, 1024))  # never upsampled
     with Picker(general, threads=1, diameter=400) as picker:   # 100 px at width 1024: resampled to 32
         assert "would span 100 px" in size_note(picker.params, (4096, 4096))

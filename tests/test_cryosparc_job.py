@@ -83,10 +83,12 @@ def test_the_diameter_comes_in_pixels_or_in_angstrom_over_the_exposures_pixel_si
     assert stopped.value.code == 2
 
 
-def test_the_size_note_reads_the_first_exposures_shape():
-    from epick.runtime.integrations.cryosparc_job import exposure_shape
+def test_the_size_note_reads_the_first_exposures_shape_and_their_pixel_size():
+    from epick.runtime.integrations.cryosparc_job import exposure_pixel_size, exposure_shape
 
-    exposures = dataset.Dataset.allocate(2, [("micrograph_blob/shape", "<u4", (2,))])
-    exposures["micrograph_blob/shape"] = [(4092, 5760), (4092, 5760)]
+    exposures = dataset.Dataset.allocate(3, [("micrograph_blob/shape", "<u4", (2,)), ("micrograph_blob/psize_A", "<f4")])
+    exposures["micrograph_blob/shape"] = [(4092, 5760)] * 3
+    exposures["micrograph_blob/psize_A"] = [0.0, 0.83, 0.85]   # an unset one is left out
     assert exposure_shape(exposures) == (4092, 5760)
+    assert exposure_pixel_size(exposures) == pytest.approx(0.84)
     assert exposure_shape(dataset.Dataset.allocate(2, [("micrograph_blob/psize_A", "<f4")])) is None

@@ -15,6 +15,7 @@ from epick.runtime.io.micrograph import (
     MICROGRAPH_SUFFIXES,
     find_micrographs,
     read_micrograph,
+    read_micrograph_geometry,
     read_micrograph_shape,
     write_mrc,
 )
@@ -92,6 +93,9 @@ def test_pixel_size_round_trip_and_unknown_pixel_size(tmp_path):
     assert a.pixel_size == pytest.approx(1.337, rel=1e-6)
     np.testing.assert_array_equal(a.data, data)
     assert read_micrograph(tmp_path / "b.mrc").pixel_size is None
+    # the header alone gives the same shape and pixel size (epick pick's size note reads it so)
+    assert read_micrograph_geometry(tmp_path / "a.mrc") == ((20, 30), pytest.approx(1.337, rel=1e-6))
+    assert read_micrograph_geometry(tmp_path / "b.mrc") == ((20, 30), None)
 
 
 def test_write_mrc_keeps_float16_converts_others_and_leaves_no_temporary_file(tmp_path):

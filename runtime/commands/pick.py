@@ -413,8 +413,9 @@ def pick_diameter(args: argparse.Namespace) -> float | None:
 
 
 def first_size_note(params, micrographs: list[str] | None) -> str | None:
-    """``preprocess.size_note`` for the first micrograph's shape (None: nothing to say, or no readable first file)."""
-    from ..io.micrograph import find_micrographs, read_micrograph_shape
+    """``preprocess.size_note`` for the first micrograph's shape and pixel size (None: nothing to say, or
+    no readable first file)."""
+    from ..io.micrograph import find_micrographs, read_micrograph_geometry
     from ..preprocess import size_note
 
     if not (params.rescales and micrographs):
@@ -423,10 +424,10 @@ def first_size_note(params, micrographs: list[str] | None) -> str | None:
     if first is None:
         return None
     try:
-        shape = read_micrograph_shape(first)
+        shape, pixel_size = read_micrograph_geometry(first)
     except (EpickError, OSError, ValueError):   # an unreadable first file is reported with the picks
         return None
-    return size_note(params, shape)
+    return size_note(params, shape, pixel_size)
 
 
 def estimate_diameter(args: argparse.Namespace, picker) -> float:

@@ -100,20 +100,27 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def exposure_pixel_size(exposures) -> float | None:
+    """The median pixel size (A/px) of ``exposures`` (``micrograph_blob/psize_A``); None when they record none."""
+    import numpy as np
+
+    if "micrograph_blob/psize_A" not in exposures.fields():
+        return None
+    psize = np.asarray(exposures["micrograph_blob/psize_A"], dtype=float)
+    psize = psize[psize > 0]
+    return float(np.median(psize)) if psize.size else None
+
+
 def diameter_px(exposures, diameter: float | None, diameter_a: float | None) -> float | None:
     """The particle diameter in micrograph pixels: ``diameter``, or ``diameter_a`` (Angstrom) over the
     median pixel size of ``exposures`` (``micrograph_blob/psize_A``); None when neither is given."""
-    import numpy as np
-
     if diameter_a is None:
         return diameter
-    fields = exposures.fields()
-    psize = np.asarray(exposures["micrograph_blob/psize_A"], dtype=float) if "micrograph_blob/psize_A" in fields else None
-    psize = psize[psize > 0] if psize is not None else None
-    if psize is None or psize.size == 0:
+    psize = exposure_pixel_size(exposures)
+    if psize is None:
         raise EpickError("--diameter-a needs the exposures' pixel size (micrograph_blob/psize_A), and they record "
                          "none; give --diameter in pixels")
-    return float(diameter_a / np.median(psize))
+    return float(diameter_a / psize)
 
 
 def exposure_shape(exposures) -> tuple[int, int] | None:
@@ -150,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                         diameter=diameter) as picker:
                 job.log(f"epick: picking {len(exposures)} exposures with {Path(args.model).name}")
                 shape = exposure_shape(exposures)
-                note = size_note(picker.params, shape) if shape else None
+                note = size_note(picker.params, shape, exposure_pixel_size(exposures)) if shape else None
                 if note:
                     job.log(f"epick: {note}")
                 picked, failures = pick_exposures(exposures, picker, project_dir)

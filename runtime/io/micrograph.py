@@ -516,11 +516,17 @@ def read_micrograph(path: str | Path, *, keep_dtype: bool = False, allocate=None
 
 def read_micrograph_shape(path: str | Path) -> tuple[int, int]:
     """(ny, nx) of a micrograph, from the header only (MRC, TIFF, PNG, JPEG all allow it)."""
+    return read_micrograph_geometry(path)[0]
+
+
+def read_micrograph_geometry(path: str | Path) -> tuple[tuple[int, int], float | None]:
+    """((ny, nx), pixel size in A/px or None) of a micrograph, from the header only (MRC and TIFF
+    may record the pixel size; PNG and JPEG do not)."""
     path = Path(path)
     kind = _kind(path)
     if kind == "mrc":
         header = _mrc_header(path)
-        return int(header.ny), int(header.nx)
+        return (int(header.ny), int(header.nx)), _mrc_pixel_size(header)
     if kind == "tiff":
         import tifffile
 
@@ -528,11 +534,12 @@ def read_micrograph_shape(path: str | Path) -> tuple[int, int]:
             with tifffile.TiffFile(path) as tif:
                 series = _first_series(tif, path)
                 shape, axes = series.shape, series.axes
+                pixel_size = _tiff_pixel_size(tif)
         except MicrographError:
             raise
         except Exception as exc:
             raise MicrographError(path, f"cannot be read as TIFF ({exc})", "the file is truncated or corrupt") from exc
-        return int(shape[axes.index("Y")]), int(shape[axes.index("X")])
+        return (int(shape[axes.index("Y")]), int(shape[axes.index("X")])), pixel_size
     from PIL import Image
 
     try:
@@ -542,7 +549,7 @@ def read_micrograph_shape(path: str | Path) -> tuple[int, int]:
         raise
     except Exception as exc:
         raise MicrographError(path, f"cannot be read as {kind.upper()} ({exc})", "the file is truncated or corrupt") from exc
-    return int(ny), int(nx)
+    return (int(ny), int(nx)), None
 
 
 def completeness_problem(path: str | Path) -> str | None:
