@@ -397,15 +397,15 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
 
 def pick_diameter(args: argparse.Namespace) -> float | None:
     """--diameter (pixels), or --diameter-a (Angstrom) over the pixel size of the first micrograph."""
-    from ..io.micrograph import find_micrographs, read_micrograph
+    from ..io.micrograph import find_micrographs, read_micrograph_geometry
 
     if args.diameter_a is None:
         return args.diameter
     first = next(iter(find_micrographs(args.micrographs)), None) if args.micrographs else None
-    pixel_size = read_micrograph(first).pixel_size if first is not None else None
+    pixel_size = read_micrograph_geometry(first)[1] if first is not None else None   # the header only
     if not pixel_size:
         raise EpickError(f"--diameter-a needs the pixel size, and {first or 'the micrographs'} records none "
-                         "(PNG/JPEG/TIFF, or an MRC header without it); give --diameter in pixels")
+                         "(PNG/JPEG, or an MRC/TIFF header without it); give --diameter in pixels")
     diameter = args.diameter_a / pixel_size
     print(f"epick pick: particle diameter {args.diameter_a:g} A = {diameter:.1f} px at {pixel_size:g} A/px",
           file=sys.stderr)
