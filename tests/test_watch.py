@@ -147,3 +147,22 @@ def test_sigterm_stops_watch_cleanly(model, tmp_path):
     assert proc.returncode == 0, stderr
     assert "SIGTERM" in stderr and "micrographs picked       1" in stdout
     assert json.loads((out / watch.STATE_NAME).read_text())["done"] == {"a.mrc": "picked"}
+
+
+def test_watch_prints_the_size_note_of_the_first_micrograph_that_arrives(tmp_path, capsys):
+    """The bundled general model in a watched folder: the particle size its fixed width covers is said
+    once the first micrograph arrives (there is no first file when the run starts)."""
+    from epick.runtime import bundled
+
+    if not bundled.bundled_models():
+        pytest.skip("no bundled models in this checkout")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    args = _args(bundled.resolve_model("general"), folder, tmp_path / "out")
+    run = _Run(args)
+    for i in range(2):
+        write_mrc(folder / f"m{i}.mrc", blob_micrograph((512, 512), n=6, seed=i)[0], pixel_size=1.5)
+    _wait_for(lambda: len(list((tmp_path / "out").glob("*_autopick.star"))) == 2)
+    assert run.finish() == 0
+    err = capsys.readouterr().err
+    assert err.count("(64 px in these 512-px-wide micrographs, 96 A at 1.5 A/px)") == 1

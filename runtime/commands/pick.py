@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from ..cli_args import fraction, nonnegative_int, positive_float, positive_int
 from ..errors import CoordinateError, EpickError
@@ -505,6 +505,18 @@ def _pick_files(args, picker, outputs: PickOutputs, stop: threading.Event, todo:
             bar.set_postfix(picks=sum(outputs.counts.values()), failed=len(outputs.failures), refresh=False)
 
 
+def noting_the_first(paths: Iterable[Path], params) -> Iterator[Path]:
+    """``paths`` unchanged; the size note of the first one printed as it arrives (a watched folder)."""
+    first = True
+    for path in paths:
+        if first:
+            first = False
+            note = first_size_note(params, [path])
+            if note:
+                print(f"epick pick: {note}", file=sys.stderr)
+        yield path
+
+
 def _watch(args, picker, outputs: PickOutputs, stop: threading.Event) -> None:
     from ..watch import WatchState, watch_micrographs
 
@@ -527,7 +539,8 @@ def _watch(args, picker, outputs: PickOutputs, stop: threading.Event) -> None:
             return True
         return False
 
-    paths = watch_micrographs(args.watch, state, stop=stop, poll_s=args.poll, idle_exit_s=args.idle_exit, skip=skip)
+    paths = noting_the_first(watch_micrographs(args.watch, state, stop=stop, poll_s=args.poll,
+                                               idle_exit_s=args.idle_exit, skip=skip), picker.params)
     lock = threading.Lock()
     done = threading.Event()
 
