@@ -163,8 +163,9 @@ class PreprocessParams:
 def size_note(params: PreprocessParams, shape: tuple[int, int], pixel_size: float | None = None) -> str | None:
     """What a fixed-width model that rescales does with micrographs of ``shape`` (ny, nx), in words:
     the resampling when the diameter is known, else the particle size its fixed width covers, also
-    in A when ``pixel_size`` (A/px) is known (None: nothing to say). The size is asked for, not guessed: on real micrographs the network marks
-    sub-structure of large particles as confidently as whole ones (benchmarks/bench_network_width.py)."""
+    in A when ``pixel_size`` (A/px) is known (None: nothing to say). The size is asked for, not
+    guessed: on real micrographs the network marks sub-structure of large particles as confidently
+    as whole ones (benchmarks/bench_network_width.py)."""
     if not params.rescales:
         return None
     width = network_shape(shape, params.target_width)[1]   # the fixed width, never upsampled
