@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import Report, timed  # noqa: E402
-from bench_particle_size import (NETWORK_WIDTH, TYPES, original_diameter, real_tiles, score_model,  # noqa: E402
+from bench_particle_size import (TYPES, network_size, original_diameter, real_tiles, score_model,  # noqa: E402
                                  score_tiles, simulate_size)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                            size_px=size, width=width, **row)
         for side in args.real_tiles:
             tiles = real_tiles(side)
-            size = tiles[0][2] * NETWORK_WIDTH / max(side, NETWORK_WIDTH)
+            size = network_size(tiles[0][2], side)
             rows = run_case(picker, args.widths, lambda pick: score_tiles(pick, tiles, side))
             lines.append(case_line(f"real tiles {side} ({size:g} px)", rows))
             print(lines[-1], flush=True)

@@ -63,6 +63,17 @@ def original_diameter(size_net: float, shape: int) -> float:
     return size_net * max(shape, NETWORK_WIDTH) / NETWORK_WIDTH
 
 
+def network_size(diameter: float, shape: int) -> float:
+    """Network pixels at the 1024 scale of a ``diameter``-px particle in a ``shape``-px-wide micrograph
+    (``original_diameter`` inverted)."""
+    return diameter * NETWORK_WIDTH / max(shape, NETWORK_WIDTH)
+
+
+def away_from_border(x: np.ndarray, y: np.ndarray, side: int, margin: float) -> np.ndarray:
+    """Which of the points (x, y) lie at least ``margin`` px inside a ``side``-px square tile."""
+    return (x >= margin) & (x < side - margin) & (y >= margin) & (y < side - margin)
+
+
 def simulate_size(size_net: float, args: argparse.Namespace) -> list:
     """``args.n`` SimulatedMicrographs whose particles span ``size_net`` network pixels (fixed width)."""
     from epick.simulator import simulate_micrograph
@@ -129,9 +140,8 @@ def score_tiles(pick, tiles: list, side: int) -> dict:
     picks, truth = [], []
     for k, (image, xy, diameter) in enumerate(tiles):
         p = pick(image.astype(np.float32))
-        lo, hi = diameter / 2, side - diameter / 2
-        keep_p = (p.x >= lo) & (p.x < hi) & (p.y >= lo) & (p.y < hi)
-        keep_t = (xy[:, 0] >= lo) & (xy[:, 0] < hi) & (xy[:, 1] >= lo) & (xy[:, 1] < hi)
+        keep_p = away_from_border(p.x, p.y, side, diameter / 2)
+        keep_t = away_from_border(xy[:, 0], xy[:, 1], side, diameter / 2)
         picks.append(Picks(f"t{k}", p.x[keep_p], p.y[keep_p], score=p.score[keep_p]))
         truth.append(Picks(f"t{k}", xy[keep_t, 0], xy[keep_t, 1]))
     return {**scores(picks, truth, tiles[0][2]), "tiles": len(tiles)}
@@ -173,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         real_rows, real_sizes = {}, []
         for side in args.real_tiles:
             tiles = real_tiles(side)
-            size = tiles[0][2] * NETWORK_WIDTH / max(side, NETWORK_WIDTH)
+            size = network_size(tiles[0][2], side)
             real_sizes.append(size)
             for label, path in models.items():
                 options = {"diameter": tiles[0][2]} if args.diameter else {}

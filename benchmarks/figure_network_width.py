@@ -22,6 +22,7 @@ from types import SimpleNamespace
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_particle_size import away_from_border, network_size  # noqa: E402
 from figure_add_sample import _fmt, draw  # noqa: E402
 from figure_picks import REPO, draw_matched, held_out_micrographs  # noqa: E402
 
@@ -41,7 +42,7 @@ def tile_and_truth(side: int):
     (truth,) = read_picks(micrograph.with_suffix(".star"))
     d = float(truth.diameter)
     x, y = truth.x - x0, truth.y - y0
-    inside = (x >= d / 2) & (x < side - d / 2) & (y >= d / 2) & (y < side - d / 2)
+    inside = away_from_border(x, y, side, d / 2)
     return data, Picks("tile", x[inside], y[inside], diameter=d), d
 
 
@@ -57,7 +58,7 @@ def panel(model: Path, data: np.ndarray, truth, diameter: float, given: float | 
         threshold = picker.threshold
     side = data.shape[1]
     p = result.picks
-    keep = (p.x >= diameter / 2) & (p.x < side - diameter / 2) & (p.y >= diameter / 2) & (p.y < side - diameter / 2)
+    keep = away_from_border(p.x, p.y, side, diameter / 2)
     result = SimpleNamespace(picks=p.subset(np.flatnonzero(keep)), image=result.image, transform=result.transform)
     m = match(result.picks, truth, diameter)
     row = micrograph_metrics(result.picks, truth, diameter)
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         line.append((img, row, counts))
         print(f"{label:<30} AP {_fmt(row['ap'], 3)}  TP {counts[0]} FP {counts[1]} FN {counts[2]}  "
               f"threshold {row['threshold']:g}")
-    span = diameter * 1024 / max(args.side, 1024)
+    span = network_size(diameter, args.side)
     out = draw([line], labels, [f"particles {span:g} px at width 1024"], args.out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0

@@ -16,6 +16,8 @@ def test_network_sizes_map_to_original_diameters_as_the_fixed_width_mode_resampl
     assert bps.original_diameter(32, 2048) == 64   # 2048 px wide -> 1024: half the size at the network
     assert bps.original_diameter(32, 4096) == 128
     assert bps.original_diameter(32, 512) == 32    # narrower than 1024: never enlarged
+    for shape in (512, 2048, 4096):                  # and back
+        assert bps.network_size(bps.original_diameter(40, shape), shape) == 40
 
 
 def test_simulated_particles_have_the_asked_size():

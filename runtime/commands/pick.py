@@ -335,7 +335,8 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     from ..bundled import resolve_model
 
     args.model = resolve_model(args.model)
-    args.diameter = pick_diameter(args)
+    first = first_micrograph(args.micrographs)   # its header gives the pixel size and the size note
+    args.diameter = pick_diameter(args, first)
     picker = open_picker(args.model, picker_options(args))
     if picker.needs_diameter:
         args.diameter = estimate_diameter(args, picker)   # picker_options(args) carry it to workers too
@@ -344,7 +345,7 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
                               "pass --box-size PX (or --diameter PX)")
     print(f"epick pick: {picker.object_type} model {Path(args.model).name} on {picker.backend_name}, "
           f"threshold {picker.threshold:g}", file=sys.stderr)
-    note = first_size_note(picker.params, args.micrographs)
+    note = size_note_for(picker.params, first)
     if note:
         print(f"epick pick: {note}", file=sys.stderr)
     check_output_folder(args.out)
@@ -395,13 +396,19 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     return 0
 
 
-def pick_diameter(args: argparse.Namespace) -> float | None:
-    """--diameter (pixels), or --diameter-a (Angstrom) over the pixel size of the first micrograph."""
-    from ..io.micrograph import find_micrographs, read_micrograph_geometry
+def first_micrograph(micrographs: list[str] | None) -> Path | None:
+    """The first micrograph of the command line's files and folders (None: none, e.g. --watch only)."""
+    from ..io.micrograph import find_micrographs
+
+    return next(iter(find_micrographs(micrographs)), None) if micrographs else None
+
+
+def pick_diameter(args: argparse.Namespace, first: Path | None) -> float | None:
+    """--diameter (pixels), or --diameter-a (Angstrom) over the pixel size of the ``first`` micrograph."""
+    from ..io.micrograph import read_micrograph_geometry
 
     if args.diameter_a is None:
         return args.diameter
-    first = next(iter(find_micrographs(args.micrographs)), None) if args.micrographs else None
     pixel_size = read_micrograph_geometry(first)[1] if first is not None else None   # the header only
     if not pixel_size:
         raise EpickError(f"--diameter-a needs the pixel size, and {first or 'the micrographs'} records none "
@@ -412,19 +419,16 @@ def pick_diameter(args: argparse.Namespace) -> float | None:
     return diameter
 
 
-def first_size_note(params, micrographs: list[str] | None) -> str | None:
-    """``preprocess.size_note`` for the first micrograph's shape and pixel size (None: nothing to say, or
-    no readable first file)."""
-    from ..io.micrograph import find_micrographs, read_micrograph_geometry
+def size_note_for(params, micrograph: Path | None) -> str | None:
+    """``preprocess.size_note`` for ``micrograph``'s shape and pixel size (None: nothing to say, or no
+    readable micrograph)."""
+    from ..io.micrograph import read_micrograph_geometry
     from ..preprocess import size_note
 
-    if not (params.rescales and micrographs):
-        return None
-    first = next(iter(find_micrographs(micrographs)), None)
-    if first is None:
+    if not params.rescales or micrograph is None:
         return None
     try:
-        shape, pixel_size = read_micrograph_geometry(first)
+        shape, pixel_size = read_micrograph_geometry(micrograph)
     except (EpickError, OSError, ValueError):   # an unreadable first file is reported with the picks
         return None
     return size_note(params, shape, pixel_size)
@@ -511,7 +515,7 @@ def noting_the_first(paths: Iterable[Path], params) -> Iterator[Path]:
     for path in paths:
         if first:
             first = False
-            note = first_size_note(params, [path])
+            note = size_note_for(params, path)
             if note:
                 print(f"epick pick: {note}", file=sys.stderr)
         yield path
