@@ -240,3 +240,21 @@ def test_the_general_model_says_what_particle_size_its_fixed_width_covers(tmp_pa
         assert size_note(picker.params, (8192, 8192)) is None          # 50 px there: the fixed width suits it
     with Picker(make_onnx(tmp_path / "plain.onnx"), threads=1) as picker:   # a model that never rescales
         assert size_note(picker.params, (4096, 4096)) is None
+
+
+def test_the_size_note_never_stops_a_run_over_a_stale_path(tmp_path, capsys):
+    """A stale path before the first real micrograph: the bundled model's size note reads the first
+    micrograph that exists, and the stale one is reported with the picks, as for any model."""
+    import numpy as np
+
+    from epick.runtime.cli import main
+    from epick.runtime.io.micrograph import write_mrc
+
+    if not bundled.bundled_models():
+        pytest.skip("no bundled models in this checkout")
+    write_mrc(tmp_path / "b.mrc", np.random.default_rng(0).normal(size=(512, 512)).astype(np.float32), pixel_size=1.5)
+    out = tmp_path / "out"
+    assert main(["pick", str(tmp_path / "a-missing.mrc"), str(tmp_path / "b.mrc"), "--out", str(out), "--quiet",
+                 "--threads", "1"]) == 0
+    assert "(64 px in these 512-px-wide micrographs, 96 A at 1.5 A/px)" in capsys.readouterr().err
+    assert "a-missing.mrc" in (out / "failures.txt").read_text()

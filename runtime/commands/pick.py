@@ -335,8 +335,7 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     from ..bundled import resolve_model
 
     args.model = resolve_model(args.model)
-    first = first_micrograph(args.micrographs)   # its header gives the pixel size and the size note
-    args.diameter = pick_diameter(args, first)
+    args.diameter = pick_diameter(args)
     picker = open_picker(args.model, picker_options(args))
     if picker.needs_diameter:
         args.diameter = estimate_diameter(args, picker)   # picker_options(args) carry it to workers too
@@ -345,7 +344,7 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
                               "pass --box-size PX (or --diameter PX)")
     print(f"epick pick: {picker.object_type} model {Path(args.model).name} on {picker.backend_name}, "
           f"threshold {picker.threshold:g}", file=sys.stderr)
-    note = size_note_for(picker.params, first)
+    note = size_note_for(picker.params, first_micrograph(args.micrographs) if picker.params.rescales else None)
     if note:
         print(f"epick pick: {note}", file=sys.stderr)
     check_output_folder(args.out)
@@ -397,18 +396,23 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
 
 
 def first_micrograph(micrographs: list[str] | None) -> Path | None:
-    """The first micrograph of the command line's files and folders (None: none, e.g. --watch only)."""
+    """The first micrograph of the command line's files and folders that exists (None: none, e.g.
+    --watch only); stale paths are left for the picking run to report."""
     from ..io.micrograph import find_micrographs
 
-    return next(iter(find_micrographs(micrographs)), None) if micrographs else None
+    try:
+        return next(iter(find_micrographs(micrographs, problems={})), None) if micrographs else None
+    except EpickError:   # nothing at all to pick: the picking run says so
+        return None
 
 
-def pick_diameter(args: argparse.Namespace, first: Path | None) -> float | None:
-    """--diameter (pixels), or --diameter-a (Angstrom) over the pixel size of the ``first`` micrograph."""
-    from ..io.micrograph import read_micrograph_geometry
+def pick_diameter(args: argparse.Namespace) -> float | None:
+    """--diameter (pixels), or --diameter-a (Angstrom) over the pixel size of the first micrograph."""
+    from ..io.micrograph import find_micrographs, read_micrograph_geometry
 
     if args.diameter_a is None:
         return args.diameter
+    first = next(iter(find_micrographs(args.micrographs)), None) if args.micrographs else None
     pixel_size = read_micrograph_geometry(first)[1] if first is not None else None   # the header only
     if not pixel_size:
         raise EpickError(f"--diameter-a needs the pixel size, and {first or 'the micrographs'} records none "
