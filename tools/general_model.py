@@ -199,7 +199,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sim-seed", type=int, default=100)
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--repeats", type=int, default=4, help="random crops of each micrograph per epoch (0: tiles)")
-    ap.add_argument("--crop", type=int, default=256)
+    ap.add_argument("--crop", type=int, default=256, help="side of the training crops, network pixels")
+    ap.add_argument("--batch-size", type=int, default=4, help="crops per optimiser step")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--lr-steps", type=int, nargs="*", default=None, help="epochs where lr drops 10x")
     ap.add_argument("--val-fraction", type=float, default=0.17)
@@ -242,7 +243,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     samples = training_samples(args.work, record, prep)
     t_data = time.perf_counter() - t0
-    config = TrainConfig(mode="joint", epochs=args.epochs, batch_size=4, lr=args.lr,
+    config = TrainConfig(mode="joint", epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          lr_steps=tuple(args.lr_steps) if args.lr_steps is not None else None,
                          crop=args.crop, repeats=args.repeats, val_fraction=args.val_fraction, seed=args.seed,
                          width=args.width, particle_px=args.particle_px, lowpass=args.lowpass, highpass=args.highpass,
