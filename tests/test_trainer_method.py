@@ -8,6 +8,7 @@ Tiny images and one epoch each, so the file runs in seconds on one CPU thread.
 import numpy as np
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from epick.trainer.data import Sample
 from epick.trainer.network import HEAD_INIT_STD, HEATMAP_BIAS, NetworkConfig, build_detector
@@ -144,3 +145,32 @@ def test_teacher_weights_and_batchnorm_statistics_stay_frozen_in_continual_train
     assert not teacher.training
     # the kept epoch was chosen on the new validation AND the old exemplars
     assert {"val_ap_new", "val_ap_old"} <= set(result.log[0])
+
+
+def _grad_norms_at_each_step(config: TrainConfig) -> list[float]:
+    """Global L2 norm of the gradients each optimiser step of a tiny ``fit`` receives."""
+    seen: list[float] = []
+
+    def record(optimizer, args, kwargs):
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        seen.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+
+    handle = register_optimizer_step_pre_hook(record)
+    try:
+        torch.manual_seed(0)
+        net = build_detector(NetworkConfig.narrow())
+        fit(net, [_sample("t", "d", seed=1), _sample("u", "d", seed=2)], [_sample("v", "d", seed=3)], config)
+    finally:
+        handle.remove()
+    return seen
+
+
+def test_grad_clip_caps_the_gradient_norm_of_every_optimiser_step():
+    free = _grad_norms_at_each_step(TrainConfig(epochs=1, repeats=2, **QUICK))
+    cap = 0.5 * min(free)
+    clipped = _grad_norms_at_each_step(TrainConfig(epochs=1, repeats=2, grad_clip=cap, **QUICK))
+    assert len(clipped) == len(free) >= 2
+    assert max(clipped) <= cap * (1 + 1e-4)
+    assert min(free) > cap   # without the option the same steps' gradients exceed the cap
+    with pytest.raises(Exception, match="grad-clip"):
+        TrainConfig(grad_clip=-1.0)

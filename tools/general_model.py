@@ -220,6 +220,8 @@ def main(argv=None) -> int:
                     help="heatmap averaged over this many mirror images when picking (training: default 1; "
                          f"bundle: default {BUNDLE_TEST_FLIPS})")
     ap.add_argument("--ema", type=float, default=0.0, help="decay per step of the weight average kept (0: none)")
+    ap.add_argument("--grad-clip", type=float, default=0.0,
+                    help="maximum global L2 norm of the gradients per optimiser step (0: no clipping)")
     ap.add_argument("--width", type=float, default=0.25, help="channel multiplier of the DLA-34 (1: full width)")
     ap.add_argument("--tag", default="", help="suffix of the output names")
     args = ap.parse_args(argv)
@@ -248,7 +250,7 @@ def main(argv=None) -> int:
                          crop=args.crop, repeats=args.repeats, val_fraction=args.val_fraction, seed=args.seed,
                          width=args.width, particle_px=args.particle_px, lowpass=args.lowpass, highpass=args.highpass,
                          appearance=_jittered(args.appearance), test_flips=args.test_flips or 1, ema=args.ema,
-                         zoom=tuple(args.zoom),
+                         grad_clip=args.grad_clip, zoom=tuple(args.zoom),
                          progress=True)
     out = args.work / f"{name}.epick"
     t0 = time.perf_counter()

@@ -85,6 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ema", type=float, default=0.0,
                         help="validate and keep an exponential moving average of the weights with this decay per "
                              "step (e.g. 0.99); 0: the raw weights (default: %(default)s)")
+    parser.add_argument("--grad-clip", type=float, default=0.0,
+                        help="clip the gradients' global L2 norm to this before each optimiser step (e.g. 2 for "
+                             "training on one crop per step); 0: no clipping (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when torch sees a GPU, else CPU), cpu or cuda[:N] (default: %(default)s)")
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model on a CPU) (default: %(default)s)")
@@ -166,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
                          lr_steps=tuple(args.lr_steps) if args.lr_steps else None, sparse=args.sparse, seed=args.seed,
                          device=args.device, amp=not args.no_amp, width=args.width, target_width=args.target_width,
                          particle_px=args.particle_px, lowpass=args.lowpass, highpass=args.highpass,
-                         test_flips=args.test_flips, ema=args.ema, exemplar_passes=args.exemplar_passes,
+                         test_flips=args.test_flips, ema=args.ema, grad_clip=args.grad_clip,
+                         exemplar_passes=args.exemplar_passes,
                          progress=not args.quiet, ddp=args.ddp,
                          **training_schedule(args, init_model))
     if not args.ddp:

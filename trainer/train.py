@@ -74,6 +74,7 @@ class TrainConfig:
     highpass: float = 0.0  # sigma (network px) of the Gaussian background it subtracts (0: none)
     test_flips: int = 1  # a new network's heatmap averaged over 1, 2 or 4 mirror images when picking
     ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights (decay per step)
+    grad_clip: float = 0.0  # > 0: the gradients' global L2 norm is clipped to this before each optimiser step
     exemplar_objects: int = 200
     # continual: passes over the exemplar set per epoch; 0: as many as give the exemplars about as many
     # crops as the new micrographs (at least one pass; the paper's single pass thins them out)
@@ -97,6 +98,8 @@ class TrainConfig:
             raise EpickError(f"--exemplar-passes must be 0 (an equal share) or more, got {self.exemplar_passes}")
         if not 0.0 <= self.ema < 1.0:
             raise EpickError(f"--ema is a decay per step in [0, 1) (0: off), got {self.ema}")
+        if not self.grad_clip >= 0.0:
+            raise EpickError(f"--grad-clip is a maximum gradient norm >= 0 (0: off), got {self.grad_clip}")
         if self.ema and self.ddp:
             raise EpickError("--ema is not available with --ddp; train without one of them")
         if self.test_flips not in TEST_FLIP_DIMS:
@@ -296,6 +299,10 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
                                                 sparse=config.sparse, ctx=ddp)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms.total).backward()
+            if config.grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]],
+                                               config.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             if average is not None:
