@@ -1,6 +1,7 @@
 """The method corrections of issue 16: full coverage per epoch, the whole exemplar set (its equal
 share) per epoch in continual mode, selection on old + new validation, never an untrained "best" model, explicit
-He-normal initialisation, and a frozen teacher (weights and BatchNorm statistics) in continual mode.
+He-normal initialisation, a frozen teacher (weights and BatchNorm statistics) in continual mode, and
+the optional gradient clipping.
 
 Tiny images and one epoch each, so the file runs in seconds on one CPU thread.
 """
