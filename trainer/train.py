@@ -233,6 +233,7 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
         torch.backends.cudnn.deterministic = True
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
+    trained = [p for g in optimizer.param_groups for p in g["params"]]  # what --grad-clip clips
     teacher_params = None
     if teacher is not None:
         teacher = teacher.to(dev).eval()
@@ -301,8 +302,7 @@ def fit(network: Detector, train: Sequence[Sample], val: Sequence[Sample], confi
             scaler.scale(terms.total).backward()
             if config.grad_clip:
                 scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]],
-                                               config.grad_clip)
+                torch.nn.utils.clip_grad_norm_(trained, config.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             if average is not None:
