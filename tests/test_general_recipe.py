@@ -41,6 +41,34 @@ def test_held_out_micrographs_are_never_in_a_training_set(tmp_path, monkeypatch)
         np.testing.assert_array_equal(a.points, b.points)
 
 
+class _Captured(Exception):
+    """Raised by the stand-in trainer once it has seen what the stage would train on."""
+
+
+def test_ceiling_stage_trains_on_every_micrograph_of_its_set_with_no_validation(tmp_path, monkeypatch):
+    import epick.trainer.train as train
+
+    seen = {}
+
+    def capture(samples, config, out, **_):
+        seen.update(samples=samples, config=config, out=out)
+        raise _Captured
+
+    monkeypatch.setattr(train, "train_samples", capture)
+    with pytest.raises(_Captured):
+        general_model.main(["ceiling", "--work", str(tmp_path), "--real", "empiar10947", "--tag=-t"])
+    names = {s.name for s in seen["samples"]}
+    assert len(names) == 10 and set(general_model.held_out_names("empiar10947")) <= names   # held-out ones too
+    assert {s.dataset for s in seen["samples"]} == {"empiar10947"}                            # no simulation
+    assert seen["config"].val_fraction == 0.0                                                 # last epoch kept
+    assert seen["out"].name == "ceiling-empiar10947-t.epick"
+    wrong = (["ceiling"], ["shipped", "--real", "betagal"], ["ceiling", "--real", "betagal", "--leave-out", "betagal"])
+    for argv in wrong:
+        with pytest.raises(SystemExit) as exc:
+            general_model.main(argv + ["--work", str(tmp_path)])
+        assert exc.value.code == 2
+
+
 def test_simulated_sets_follow_their_recipe():
     faint = replace(general_data.FAINT, size=SMALL)
     samples = general_data.simulated_samples(3, PreprocessParams(), seed=1, recipe=faint, progress=False)

@@ -2,13 +2,18 @@
 
     python -m tools.general_model sim     --work W                      # simulation only
     python -m tools.general_model shipped --work W [--leave-out SET]   # simulation + real sets
+    python -m tools.general_model ceiling --work W --real SET          # label-ceiling probe
     python -m tools.general_model bundle  --work W --out runtime/models
 
 ``sim``: the narrow network (width 0.25; ``--width``) trained from scratch only on simulated micrographs
 (``tools.general_data.simulated_samples``, recipes and counts ``--sim``): its AP on the real sets is the
 sim-to-real figure. ``shipped``: trained from scratch on the same simulated set plus the training
 micrographs of the real sets (``held_out_names``: the rest of each set is held out and never
-trained on); ``--leave-out SET`` drops that real set entirely (the honest generality figure).
+trained on); ``--leave-out SET`` drops that real set entirely (the honest generality figure). ``ceiling``: the
+same network trained on every micrograph of one real set (``--real SET``, held-out ones included, no
+simulation, no validation: the last epoch is kept) and then scored on those same micrographs, so its
+AP is what the network reaches on labels it has seen: how high AP on those labels can go, not a
+generalisation figure.
 Every micrograph is resampled to width 1024 (the paper's fixed-width mode; ``--particle-px N``
 trains the particle-size mode instead) and low-passed by a Gaussian of sigma ``--lowpass`` network
 pixels (default ``LOWPASS``), then has a Gaussian background of sigma ``--highpass`` subtracted
@@ -107,7 +112,11 @@ def training_samples(work: Path, record: dict, prep) -> list:
     for recipe, n in record["sim"].items():
         samples += sim_cache(work, n, record["sim_seed"], recipe, prep)
     for real in record["real_sets"]:
-        samples += real_split(real, False, prep)
+        if record.get("every_micrograph"):
+            from tools.general_data import real_samples
+            samples += real_samples(real, prep)
+        else:
+            samples += real_split(real, False, prep)
     return samples
 
 
@@ -190,7 +199,7 @@ def main(argv=None) -> int:
     from tools.general_data import RECIPES
 
     ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
-    ap.add_argument("stage", choices=("sim", "shipped", "bundle"))
+    ap.add_argument("stage", choices=("sim", "shipped", "ceiling", "bundle"))
     ap.add_argument("--from-stage", default="shipped", help="bundle: the stage whose model is bundled")
     ap.add_argument("--out", type=Path, help="bundle: folder of the bundled models (runtime/models)")
     ap.add_argument("--work", type=Path, required=True)
@@ -211,6 +220,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="training seed")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--leave-out", choices=("betagal", "empiar10947"), help="shipped: train without this real set")
+    ap.add_argument("--real", choices=("betagal", "empiar10947"), help="ceiling: the real set trained and scored on")
     ap.add_argument("--appearance", nargs="*", default=None, metavar="DATASET",
                     help="blur / noise / grey-level jitter of the training crops of these datasets (sim, betagal, "
                          "empiar10947; none named: all)")
@@ -235,19 +245,26 @@ def main(argv=None) -> int:
         print(f"default threshold {done['threshold']:g} (best mean F1 on {len(done['validation_micrographs'])} "
               f"validation micrographs), test flips {done['test_flips']}; bundled into {args.out}")
         return 0
-    name = args.stage + (f"-no-{args.leave_out}" if args.leave_out else "") + args.tag
+    ceiling = args.stage == "ceiling"
+    if ceiling != (args.real is not None) or (ceiling and args.leave_out):
+        ap.error("the ceiling stage takes --real SET and no --leave-out, the other stages no --real: "
+                 "python -m tools.general_model ceiling --work W --real betagal")
+    name = (args.stage + (f"-{args.real}" if ceiling else "") + (f"-no-{args.leave_out}" if args.leave_out else "")
+            + args.tag)
     prep = params(args.particle_px, args.lowpass, args.highpass)
-    sim = {recipe: int(n) for recipe, n in (spec.split(":") for spec in args.sim)}
+    sim = {} if ceiling else {recipe: int(n) for recipe, n in (spec.split(":") for spec in args.sim)}
     if not set(sim) <= set(RECIPES):
         ap.error(f"--sim: recipes are {', '.join(sorted(RECIPES))}")
-    record = {"stage": args.stage, "leave_out": args.leave_out, "sim": sim, "sim_seed": args.sim_seed, "real_sets": [r for r in N_HELD_OUT
-                                                       if args.stage == "shipped" and r != args.leave_out]}
+    real_sets = [args.real] if ceiling else [r for r in N_HELD_OUT if args.stage == "shipped" and r != args.leave_out]
+    record = {"stage": args.stage, "leave_out": args.leave_out, "sim": sim, "sim_seed": args.sim_seed,
+              "real_sets": real_sets, "every_micrograph": ceiling}
     t0 = time.perf_counter()
     samples = training_samples(args.work, record, prep)
     t_data = time.perf_counter() - t0
     config = TrainConfig(mode="joint", epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          lr_steps=tuple(args.lr_steps) if args.lr_steps is not None else None,
-                         crop=args.crop, repeats=args.repeats, val_fraction=args.val_fraction, seed=args.seed,
+                         crop=args.crop, repeats=args.repeats, val_fraction=0.0 if ceiling else args.val_fraction,
+                         seed=args.seed,
                          width=args.width, particle_px=args.particle_px, lowpass=args.lowpass, highpass=args.highpass,
                          appearance=_jittered(args.appearance), test_flips=args.test_flips or 1, ema=args.ema,
                          grad_clip=args.grad_clip, zoom=tuple(args.zoom),
@@ -265,8 +282,10 @@ def main(argv=None) -> int:
     (args.work / f"{name}.json").write_text(json.dumps(record, indent=1, default=str))
     for real, s in scores.items():
         a, h = s["all"], s["held_out"]
+        seen = ceiling and real == args.real   # its held-out micrographs were trained on too
+        tail = " (every micrograph trained on)" if seen else f" | held-out: AP {h['ap']:.3f} best F1 {h['best_f1']:.3f}"
         print(f"{real:<12} all: AP {a['ap']:.3f} AR {a['ar']:.3f} best F1 {a['best_f1']:.3f} @ {a['best_threshold']:g}"
-              f" | held-out: AP {h['ap']:.3f} best F1 {h['best_f1']:.3f}")
+              + tail)
     print(f"train {t_train / 60:.1f} min; wrote {path}")
     return 0
 
